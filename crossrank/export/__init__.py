@@ -1,0 +1,1 @@
+"""Turns a Hugging Face cross-encoder into a Triton model repository (`crossrank export`)."""

@@ -1,0 +1,91 @@
+"""Encoder engines for `crossrank export --engine`: how each one builds and checks its Triton encoder model.
+
+Only `onnx-python` (ONNX Runtime inside a python-backend model, runs with the pip-bundled Triton on any CPU)
+exists today. Others plug in here by returning a `BuiltEncoder`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+
+TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
+
+
+@dataclass(frozen=True)
+class BuiltEncoder:
+    spec: EncoderSpec
+    score: Callable[[dict[str, np.ndarray]], np.ndarray]  # the exported encoder, run in-process
+
+
+class Engine(Protocol):
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any) -> BuiltEncoder: ...
+
+
+def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
+    """Copies a python-backend entry point as `model.py` and its pure modules beside it."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(TRITON_MODULES / entry_point, target / "model.py")
+    for module in modules:
+        shutil.copy2(TRITON_MODULES / module, target / module)
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class OnnxPythonEngine:
+    """ONNX Runtime (CPU) in a python-backend model."""
+
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any) -> BuiltEncoder:
+        from crossrank.export.onnx_export import export_onnx
+        from crossrank.triton_models.onnx_encoder import OnnxEncoder
+
+        work.mkdir(parents=True, exist_ok=True)
+        onnx_path = work / "model.onnx"
+        export_onnx(model, input_names, onnx_path)
+        threads = options.encoder_threads or default_threads()
+        encoder = OnnxEncoder(str(onnx_path), intra_op_threads=threads, pad_token_id=settings.pad_token_id,
+                              padding_side=settings.padding_side)
+
+        def write_files(target: Path) -> None:
+            copy_triton_module(target, "onnx_encoder_model.py", "onnx_encoder.py")
+            shutil.copy2(onnx_path, target / "model.onnx")
+
+        spec = EncoderSpec(
+            input_names=input_names, num_labels=num_labels, backend="python",
+            parameters={"intra_op_threads": str(threads), "pad_token_id": str(settings.pad_token_id),
+                        "padding_side": settings.padding_side},
+            instance_count=1, write_files=write_files,
+        )
+        return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
+
+
+ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {
+    "onnx-python": (OnnxPythonEngine(), ("fp32",)),
+}
+
+
+class UnsupportedEngineError(ValueError):
+    """The engine or precision is not available."""
+
+
+def get(name: str, precision: str) -> Engine:
+    if name not in ENGINES:
+        raise UnsupportedEngineError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+    engine, precisions = ENGINES[name]
+    if precision not in precisions:
+        raise UnsupportedEngineError(f"engine {name!r} supports precision {', '.join(precisions)}, "
+                                     f"not {precision!r}")
+    return engine

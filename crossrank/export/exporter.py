@@ -1,0 +1,171 @@
+"""`crossrank export`: loads a cross-encoder, exports its encoder, checks parity, writes the Triton models.
+
+Export refuses to report success until the exported model, run through the very tokenizer and encoder code
+that Triton will run, reproduces the PyTorch model's logits on sample pairs (longer than the max length
+included) within the tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.export import engines, source
+from crossrank.export.samples import sample_pairs
+from crossrank.export.triton_repository import write_models
+from crossrank.model_info import Activation, ModelInfo, Task
+from crossrank.triton_models.pair_tokenizer import (
+    SETTINGS_FILE,
+    TOKENIZER_FILE,
+    PairTokenizer,
+    TokenizerSettings,
+)
+
+logger = logging.getLogger(__name__)
+
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# transformers reports an unset model_max_length as a huge sentinel; anything above this is "unset".
+_UNSET_MAX_LENGTH = 1_000_000
+
+
+class ExportError(RuntimeError):
+    """Export cannot proceed; the message names the cause and what to try instead."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    source: str
+    name: str
+    repository: Path
+    engine: str = "onnx-python"
+    precision: str = "fp32"
+    max_length: int | None = None
+    max_batch_size: int = 256
+    encoder_threads: int = 0
+    tolerance: float = 1e-4
+    trust_remote_code: bool = False
+    source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    info: ModelInfo
+    max_abs_diff: float
+    pairs_checked: int
+
+
+def _activation(config: object, num_labels: int) -> Activation:
+    """The default activation, following sentence-transformers' CrossEncoder rules."""
+    st = getattr(config, "sentence_transformers", None) or {}
+    path = st.get("activation_fn") or getattr(config, "sbert_ce_default_activation_function", None)
+    if path:
+        last = str(path).rsplit(".", 1)[-1].lower()
+        for activation in Activation:
+            if last == activation.value:
+                return activation
+        logger.warning("model names activation %s, which crossrank does not know; using the default", path)
+    return Activation.SIGMOID if num_labels == 1 else Activation.SOFTMAX
+
+
+def _max_length(tokenizer: object, config: object, requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    length = int(getattr(tokenizer, "model_max_length", _UNSET_MAX_LENGTH))
+    if length < _UNSET_MAX_LENGTH:
+        return length
+    positions = int(getattr(config, "max_position_embeddings", 512))
+    # RoBERTa-style models reserve positions for the padding offset.
+    offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in {"roberta", "xlm-roberta"} else 0
+    return positions - offset
+
+
+def _load(path: Path, options: ExportOptions) -> tuple[object, object]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
+    except Exception as exc:
+        raise ExportError(f"cannot load the tokenizer from {path}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
+                          "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=options.trust_remote_code, attn_implementation="eager")
+    except ValueError as exc:
+        raise ExportError(f"{options.source}: not a sequence-pair (sequence classification) model or an "
+                          f"unsupported architecture: {str(exc).splitlines()[0]}") from exc
+    return tokenizer, model.eval()
+
+
+def export(options: ExportOptions) -> ExportReport:
+    """Exports `options.source` into `options.repository` and returns what was checked."""
+    engine = engines.get(options.engine, options.precision)
+    logger.info("export %s as %s (engine %s, %s)", options.source, options.name, options.engine, options.precision)
+    try:
+        path = source.resolve(options.source)
+    except source.SourceError as exc:
+        raise ExportError(str(exc)) from exc
+    tokenizer, model = _load(path, options)
+    config = model.config  # type: ignore[attr-defined]
+    num_labels = int(config.num_labels)
+    labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
+    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names)  # type: ignore[attr-defined]
+    settings = TokenizerSettings(
+        max_length=_max_length(tokenizer, config, options.max_length),
+        pad_token_id=int(tokenizer.pad_token_id or 0),  # type: ignore[attr-defined]
+        model_input_names=input_names,
+        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+        padding_side=str(getattr(tokenizer, "padding_side", "right")),
+    )
+    info = ModelInfo(
+        name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=labels,
+        activation=_activation(config, num_labels), max_length=settings.max_length, engine=options.engine,
+        precision=options.precision, source=options.source_label or options.source,
+        max_batch_size=options.max_batch_size,
+    )
+    with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
+        work = Path(scratch)
+        tokenizer_dir = work / "tokenizer"
+        tokenizer_dir.mkdir()
+        (tokenizer_dir / TOKENIZER_FILE).write_text(tokenizer.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+        settings.dump(tokenizer_dir / SETTINGS_FILE)
+        logger.info("exporting the encoder (%s)", options.engine)
+        built = engine.build(model, input_names, num_labels, settings, work / "encoder", options)
+        diff, checked = _check_parity(tokenizer, model, PairTokenizer.from_directory(tokenizer_dir), built,
+                                      settings, options.tolerance)
+        logger.info("parity: largest logit difference %.2e over %d pairs (limit %.0e)", diff, checked,
+                    options.tolerance)
+
+        def fill_tokenizer(target: Path) -> None:
+            engines.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
+            for name in (TOKENIZER_FILE, SETTINGS_FILE):
+                shutil.copy2(tokenizer_dir / name, target / name)
+
+        write_models(options.repository, info, built.spec, fill_tokenizer)
+    logger.info("wrote %s, %s_tokenizer, %s_encoder to %s", info.name, info.name, info.name, options.repository)
+    return ExportReport(info, diff, checked)
+
+
+def _check_parity(tokenizer: object, model: object, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
+                  settings: TokenizerSettings, tolerance: float) -> tuple[float, int]:
+    import torch
+
+    pairs = sample_pairs()
+    texts, docs = [q for q, _ in pairs], [d for _, d in pairs]
+    features = tokenizer(texts, docs, padding=True, truncation="longest_first",  # type: ignore[operator]
+                         max_length=settings.max_length, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(**features).logits.float().numpy()  # type: ignore[operator]
+    batch = pair_tokenizer.encode(texts, docs)
+    exported = built.score(batch.tensors)
+    diff = float(np.max(np.abs(exported - reference)))
+    if not diff <= tolerance:
+        raise ExportError(f"the exported model differs from PyTorch by {diff:.2e} (limit {tolerance:.0e}); "
+                          "nothing was written")
+    return diff, len(pairs)

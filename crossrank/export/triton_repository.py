@@ -1,0 +1,113 @@
+"""Writes the three Triton models of one cross-encoder: `<name>` (ensemble), `<name>_tokenizer`, `<name>_encoder`.
+
+Configs are built as `ModelConfig` protobufs and written with `text_format`, so every file Triton reads is
+valid by construction. A model is written into a scratch folder beside the repository and moved into place
+only when complete, so a failed export never leaves a half model that would stop Triton from starting.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from crossrank.model_info import ModelInfo
+
+TEXT_INPUTS = ("text", "text_pair")
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How the encoder model of one engine is configured and filled."""
+
+    input_names: tuple[str, ...]
+    num_labels: int
+    backend: str  # "python" or a Triton platform/backend name
+    parameters: Mapping[str, str]
+    instance_count: int
+    write_files: Callable[[Path], None]  # fills the model's version folder
+
+
+def _tensor(cls: type, name: str, dtype: int, dims: list[int]) -> object:
+    return cls(name=name, data_type=dtype, dims=dims)
+
+
+def _set_parameters(config: mc.ModelConfig, params: Mapping[str, str]) -> None:
+    for key, value in params.items():
+        config.parameters[key].string_value = value
+
+
+def tokenizer_config(name: str, input_names: tuple[str, ...], max_batch_size: int,
+                     instance_count: int) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
+    config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_STRING, [1]) for n in TEXT_INPUTS)
+    config.output.extend(_tensor(mc.ModelOutput, n, mc.TYPE_INT64, [-1]) for n in input_names)
+    config.output.append(_tensor(mc.ModelOutput, "num_tokens", mc.TYPE_INT64, [1]))
+    config.dynamic_batching.SetInParent()
+    config.instance_group.add(count=instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
+    return config
+
+
+def encoder_config(name: str, spec: EncoderSpec, max_batch_size: int) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=name, backend=spec.backend, max_batch_size=max_batch_size)
+    config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_INT64, [-1]) for n in spec.input_names)
+    config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [spec.num_labels]))
+    config.dynamic_batching.SetInParent()
+    config.instance_group.add(count=spec.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
+    _set_parameters(config, spec.parameters)
+    return config
+
+
+def ensemble_config(info: ModelInfo, input_names: tuple[str, ...], num_labels: int) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=info.name, platform="ensemble", max_batch_size=info.max_batch_size)
+    config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_STRING, [1]) for n in TEXT_INPUTS)
+    config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [num_labels]))
+    config.output.append(_tensor(mc.ModelOutput, "num_tokens", mc.TYPE_INT64, [1]))
+    tokenize = config.ensemble_scheduling.step.add(model_name=f"{info.name}_tokenizer", model_version=-1)
+    for n in TEXT_INPUTS:
+        tokenize.input_map[n] = n
+    for n in input_names:
+        tokenize.output_map[n] = f"_{n}"
+    tokenize.output_map["num_tokens"] = "num_tokens"
+    encode = config.ensemble_scheduling.step.add(model_name=f"{info.name}_encoder", model_version=-1)
+    for n in input_names:
+        encode.input_map[n] = f"_{n}"
+    encode.output_map["logits"] = "logits"
+    _set_parameters(config, info.to_parameters())
+    return config
+
+
+def write_config(directory: Path, config: mc.ModelConfig) -> None:
+    (directory / VERSION).mkdir(parents=True, exist_ok=True)
+    (directory / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+def write_models(repository: Path, info: ModelInfo, encoder: EncoderSpec,
+                 fill_tokenizer: Callable[[Path], None], tokenizer_instances: int = 1) -> None:
+    """Writes the ensemble, tokenizer and encoder models, replacing any earlier export of `info.name`."""
+    repository.mkdir(parents=True, exist_ok=True)
+    names = (info.name, f"{info.name}_tokenizer", f"{info.name}_encoder")
+    with tempfile.TemporaryDirectory(dir=repository.resolve().parent, prefix=f".{info.name}-export-") as scratch:
+        root = Path(scratch)
+        write_config(root / names[0], ensemble_config(info, encoder.input_names, encoder.num_labels))
+        write_config(root / names[1], tokenizer_config(names[1], encoder.input_names, info.max_batch_size,
+                                                       tokenizer_instances))
+        fill_tokenizer(root / names[1] / VERSION)
+        write_config(root / names[2], encoder_config(names[2], encoder, info.max_batch_size))
+        encoder.write_files(root / names[2] / VERSION)
+        for n in names:
+            target = repository / n
+            if target.exists():
+                shutil.rmtree(target)
+            (root / n).rename(target)
+
+
+def read_config(directory: Path) -> mc.ModelConfig:
+    """Parses a model's config.pbtxt (tests and `serve` use it to find exported models)."""
+    return text_format.Parse((directory / "config.pbtxt").read_text(), mc.ModelConfig())

@@ -1,0 +1,74 @@
+"""What crossrank knows about a served model, and how that travels inside the Triton ensemble's config.
+
+Export writes a `ModelInfo` into the ensemble's `parameters`; the gateway reads it back through Triton's
+model-config API, so it needs no access to the repository's files and works with an external Triton.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+PARAMETER_PREFIX = "crossrank_"
+
+
+class Task(str, Enum):
+    """What a model's scores mean."""
+
+    RERANK = "rerank"  # one logit per pair: a relevance score
+    CLASSIFY = "classify"  # several labels per pair, for example NLI
+
+
+class Activation(str, Enum):
+    """Function from logits to the scores a request gets unless it asks for raw scores."""
+
+    SIGMOID = "sigmoid"
+    SOFTMAX = "softmax"
+    IDENTITY = "identity"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A served model: its name (the ensemble's) and the metadata export recorded."""
+
+    name: str
+    task: Task
+    labels: tuple[str, ...]
+    activation: Activation
+    max_length: int
+    engine: str
+    precision: str
+    source: str
+    max_batch_size: int
+
+    def to_parameters(self) -> dict[str, str]:
+        """Serializes into Triton config parameters (string values only)."""
+        return {
+            f"{PARAMETER_PREFIX}task": self.task.value,
+            f"{PARAMETER_PREFIX}labels": json.dumps(list(self.labels)),
+            f"{PARAMETER_PREFIX}activation": self.activation.value,
+            f"{PARAMETER_PREFIX}max_length": str(self.max_length),
+            f"{PARAMETER_PREFIX}engine": self.engine,
+            f"{PARAMETER_PREFIX}precision": self.precision,
+            f"{PARAMETER_PREFIX}source": self.source,
+        }
+
+    @classmethod
+    def from_parameters(cls, name: str, max_batch_size: int, params: Mapping[str, str]) -> ModelInfo | None:
+        """Reads what `to_parameters` wrote; None for a model that crossrank did not export."""
+        get = {k[len(PARAMETER_PREFIX):]: v for k, v in params.items() if k.startswith(PARAMETER_PREFIX)}
+        if "task" not in get:
+            return None
+        return cls(
+            name=name,
+            task=Task(get["task"]),
+            labels=tuple(json.loads(get["labels"])),
+            activation=Activation(get["activation"]),
+            max_length=int(get["max_length"]),
+            engine=get.get("engine", ""),
+            precision=get.get("precision", ""),
+            source=get.get("source", ""),
+            max_batch_size=max_batch_size,
+        )

@@ -1,0 +1,43 @@
+"""Triton entry point (`model.py`) of the `<name>_tokenizer` python-backend model.
+
+Thin on purpose: all tokenization lives in `pair_tokenizer.py` beside it. Triton's dynamic batcher may hand
+over several requests at once; their pairs are tokenized in one batch, then split back per request, each
+padded to its own longest pair (the encoder re-pads across requests).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pair_tokenizer import PairTokenizer  # noqa: E402
+
+
+def _strings(request: object, name: str) -> list[str]:
+    array = pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1)
+    # Invalid UTF-8 never reaches here through the gateway; direct KServe callers get U+FFFD instead
+    # of a failed batch.
+    return [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v) for v in array]
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        directory = Path(args["model_repository"]) / args["model_version"]
+        self._tokenizer = PairTokenizer.from_directory(directory)
+
+    def execute(self, requests: list[object]) -> list[object]:
+        responses = []
+        for request in requests:
+            try:
+                batch = self._tokenizer.encode(_strings(request, "text"), _strings(request, "text_pair"))
+                outputs = [pb_utils.Tensor(k, v) for k, v in batch.tensors.items()]
+                outputs.append(pb_utils.Tensor("num_tokens", batch.num_tokens.reshape(-1, 1)))
+                responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
+            except Exception as exc:  # one bad request must not fail the others in the batch
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {exc}")))
+        return responses
