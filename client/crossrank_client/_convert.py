@@ -1,0 +1,51 @@
+"""Request building and response conversion shared by the sync and async clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from crossrank_client import types
+from crossrank_client.v1 import crossrank_service_pb2 as pb
+
+_TASKS = {pb.TASK_RERANK: "rerank", pb.TASK_CLASSIFY: "classify"}
+_TRUNCATION = {None: pb.TRUNCATION_UNSPECIFIED, True: pb.TRUNCATION_LONGEST_FIRST, False: pb.TRUNCATION_NONE}
+
+
+def rerank_request(query: str, documents: Sequence[str], model: str, top_n: int, return_documents: bool,
+                   raw_scores: bool, truncate: bool | None) -> pb.RerankRequest:
+    return pb.RerankRequest(model=model, query=query, documents=list(documents), top_n=top_n,
+                            return_documents=return_documents, raw_scores=raw_scores,
+                            truncation=_TRUNCATION[truncate])
+
+
+def classify_request(pairs: Iterable[tuple[str, str]], model: str, raw_scores: bool,
+                     truncate: bool | None) -> pb.ClassifyRequest:
+    return pb.ClassifyRequest(model=model, inputs=[pb.PairInput(text=a, text_pair=b) for a, b in pairs],
+                              raw_scores=raw_scores, truncation=_TRUNCATION[truncate])
+
+
+def _usage(usage: pb.Usage) -> types.Usage:
+    return types.Usage(pairs=usage.pairs, tokens=usage.tokens)
+
+
+def rerank_response(response: pb.RerankResponse) -> types.RerankResponse:
+    return types.RerankResponse(
+        model=response.model,
+        results=[types.RerankResult(r.index, r.score, r.document if r.HasField("document") else None)
+                 for r in response.results],
+        usage=_usage(response.usage))
+
+
+def classify_response(response: pb.ClassifyResponse) -> types.ClassifyResponse:
+    return types.ClassifyResponse(
+        model=response.model,
+        results=[types.ClassifyResult(r.label, r.score, [types.LabelScore(s.label, s.score) for s in r.scores])
+                 for r in response.results],
+        usage=_usage(response.usage))
+
+
+def models_response(response: pb.ListModelsResponse) -> list[types.ModelInfo]:
+    return [types.ModelInfo(name=m.name, task=_TASKS.get(m.task, "unspecified"), labels=list(m.labels),
+                            max_length=m.max_length, engine=m.engine, precision=m.precision, source=m.source,
+                            is_default=m.is_default)
+            for m in response.models]

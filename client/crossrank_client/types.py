@@ -1,0 +1,75 @@
+"""Typed results returned by the crossrank clients (plain frozen dataclasses, no protobuf)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    index: int  # position of the document in the request
+    score: float
+    document: str | None = None  # set when return_documents=True
+
+
+@dataclass(frozen=True)
+class Usage:
+    pairs: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class RerankResponse:
+    model: str
+    results: list[RerankResult]
+    usage: Usage
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> RerankResult:
+        return self.results[i]
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    label: str
+    score: float
+    scores: list[LabelScore]
+
+
+@dataclass(frozen=True)
+class ClassifyResponse:
+    model: str
+    results: list[ClassifyResult]
+    usage: Usage
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> ClassifyResult:
+        return self.results[i]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    task: str  # "rerank" or "classify"
+    labels: list[str]
+    max_length: int
+    engine: str
+    precision: str
+    source: str
+    is_default: bool

@@ -1,0 +1,111 @@
+"""`crossrank serve`: the gateway's lifecycle, from start-up to a clean stop.
+
+Order matters for probes and for users: the gRPC port opens first with health NOT_SERVING (calls get
+UNAVAILABLE), then missing models are exported and, in embedded mode, Triton is started; a monitor turns
+health SERVING once Triton and its models are ready, and back when they are not. SIGTERM or SIGINT turns
+health NOT_SERVING, lets in-flight requests finish within the grace period, then stops Triton.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from crossrank.errors import CrossrankError
+from crossrank.model_setup import ensure_models
+from crossrank.server import build_server, set_serving
+from crossrank.settings import Settings
+from crossrank.scoring import CrossEncoderCore
+from crossrank.triton_backend import TritonBackend
+from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptions
+
+logger = logging.getLogger(__name__)
+
+_MONITOR_INTERVAL_S = 1.0
+
+
+class StartupError(RuntimeError):
+    """The server could not start; the message says why."""
+
+
+async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: object,
+                   triton: EmbeddedTriton | None, started: asyncio.Event) -> None:
+    serving = False
+    while True:
+        ready = started.is_set() and await backend.ready()
+        if ready and not serving:
+            try:
+                models = await core.refresh_models()
+            except CrossrankError:
+                models = []
+            if models:
+                logger.info("serving %s (default %s)", ", ".join(m.name for m in models), core.default_model)
+            ready = bool(models)
+        if triton is not None and started.is_set() and not triton.running:
+            logger.error("Triton exited unexpectedly; requests get UNAVAILABLE")
+            ready = False
+        if ready != serving:
+            serving = ready
+            await set_serving(health, serving)  # type: ignore[arg-type]
+            logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
+        await asyncio.sleep(_MONITOR_INTERVAL_S)
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the gateway (and the embedded Triton) until SIGTERM or SIGINT."""
+    triton = None if settings.triton_url else EmbeddedTriton(
+        TritonOptions(settings.repository, startup_timeout_s=settings.triton_startup_timeout_s))
+    url = settings.triton_url or (triton.reserve_ports() if triton else "")
+    backend = TritonBackend(url)
+    core = CrossEncoderCore(backend, settings.limits, settings.default_model)
+    server, health = build_server(core, settings.max_message_bytes)
+    await set_serving(health, False)
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {address}: the port is in use or the address is invalid") from exc
+    await server.start()
+    logger.info("gateway listening on %s:%d (gRPC; health NOT_SERVING until the models are ready)",
+                settings.host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started = asyncio.Event()
+    monitor = asyncio.create_task(_monitor(backend, core, health, triton, started))
+    try:
+        startup = asyncio.create_task(_start_backend(settings, triton, core))
+        await asyncio.wait({startup, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if startup.done():
+            startup.result()  # raises the start-up failure, if any
+            started.set()
+            await stop.wait()
+        else:
+            startup.cancel()
+        logger.info("shutting down: refusing new requests, draining in-flight ones (up to %.0f s)",
+                    settings.shutdown_grace_s)
+    finally:
+        monitor.cancel()
+        await set_serving(health, False)
+        await server.stop(settings.shutdown_grace_s)
+        await backend.close()
+        if triton is not None:
+            await triton.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        logger.info("stopped")
+
+
+async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core: CrossEncoderCore) -> None:
+    if triton is None:
+        return
+    names = await asyncio.to_thread(ensure_models, settings.models, settings.repository)
+    if names and not settings.default_model:
+        core.set_default(names[0])
+    try:
+        await triton.start()
+    except LauncherError as exc:
+        raise StartupError(str(exc)) from exc

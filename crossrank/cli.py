@@ -1,0 +1,157 @@
+"""The `crossrank` command: export, serve, and terminal calls to a running server (rerank, classify, models)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+DEFAULT_TARGET = "localhost:50051"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("transformers", "torch", "huggingface_hub", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from crossrank.export.engines import UnsupportedEngineError
+    from crossrank.export.exporter import ExportError, ExportOptions, export
+
+    _setup_logging("INFO")
+    try:
+        report = export(ExportOptions(
+            source=args.source, name=args.name, repository=args.repository, engine=args.engine,
+            precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
+            trust_remote_code=args.trust_remote_code))
+    except (ExportError, UnsupportedEngineError) as exc:
+        print(f"crossrank export: error: {exc}", file=sys.stderr)
+        return 1
+    info = report.info
+    print(f"exported {info.name} ({info.task.value}, labels {', '.join(info.labels)}, max length "
+          f"{info.max_length}, {info.engine}/{info.precision}) to {args.repository}; largest logit difference "
+          f"to PyTorch {report.max_abs_diff:.2e} over {report.pairs_checked} pairs")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from crossrank import settings as settings_module
+    from crossrank.app import StartupError, serve
+    from crossrank.export.exporter import ExportError
+
+    try:
+        settings = settings_module.load(args.config, os.environ, {
+            "host": args.host, "port": args.port, "repository": args.repository, "triton_url": args.triton_url,
+            "models": args.model or None, "default_model": args.default_model, "log_level": args.log_level})
+    except settings_module.SettingsError as exc:
+        print(f"crossrank serve: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except (StartupError, ExportError, ValueError) as exc:
+        logging.getLogger("crossrank").error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def _client_call(args: argparse.Namespace) -> int:
+    from crossrank_client import CrossEncoderClient, CrossrankClientError
+
+    try:
+        with CrossEncoderClient(args.target, timeout=args.timeout) as client:
+            if args.command == "rerank":
+                response = client.rerank(args.query, args.documents, model=args.model, top_n=args.top_n,
+                                         return_documents=True, raw_scores=args.raw_scores)
+                rows = [asdict(r) for r in response.results]
+                table = [(str(r.index), f"{r.score:.6f}", (r.document or "")[:70]) for r in response.results]
+                header = ("index", "score", "document")
+            elif args.command == "classify":
+                pairs = [tuple(p.split("|||", 1)) if "|||" in p else (p, "") for p in args.pairs]
+                cresponse = client.classify(pairs, model=args.model, raw_scores=args.raw_scores)  # type: ignore[arg-type]
+                rows = [asdict(r) for r in cresponse.results]
+                table = [(str(i), r.label, f"{r.score:.6f}") for i, r in enumerate(cresponse.results)]
+                header = ("input", "label", "score")
+            else:
+                models = client.list_models()
+                rows = [asdict(m) for m in models]
+                table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
+                          f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
+                header = ("model", "task", "max_len", "engine", "source")
+    except CrossrankClientError as exc:
+        print(f"crossrank {args.command}: {exc}", file=sys.stderr)
+        for violation in exc.field_violations:
+            print(f"  {violation.field}: {violation.description}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    for row in (header, *table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossrank", description="Serve cross-encoders on Triton.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from crossrank.export.engines import ENGINES
+
+    p = sub.add_parser("export", help="export a cross-encoder into a Triton model repository")
+    p.add_argument("source", help="Hugging Face model id or local model directory")
+    p.add_argument("--name", required=True, help="served model name")
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--engine", choices=sorted(ENGINES), default="onnx-python")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--max-length", type=int, default=None, help="default: the model's own")
+    p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings (default server_config/crossrank.yaml)")
+    p.add_argument("--repository", default=None, help="Triton model repository")
+    p.add_argument("--model", action="append", help="SOURCE or NAME=SOURCE to serve (repeatable)")
+    p.add_argument("--default-model", default=None)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--triton-url", default=None, help="external Triton gRPC address; default: embedded")
+    p.add_argument("--log-level", default=None)
+    p.set_defaults(func=_serve)
+
+    for name, help_text in (("rerank", "rank documents against a query on a running server"),
+                            ("classify", "classify pairs ('text|||text_pair') on a running server"),
+                            ("models", "list a running server's models")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--target", default=os.environ.get("CROSSRANK_TARGET", DEFAULT_TARGET))
+        p.add_argument("--timeout", type=float, default=30.0)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        if name != "models":
+            p.add_argument("--model", default="")
+            p.add_argument("--raw-scores", action="store_true")
+        if name == "rerank":
+            p.add_argument("--query", required=True)
+            p.add_argument("--top-n", type=int, default=0)
+            p.add_argument("documents", nargs="+")
+        if name == "classify":
+            p.add_argument("pairs", nargs="+")
+        p.set_defaults(func=_client_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

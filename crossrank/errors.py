@@ -1,0 +1,63 @@
+"""Errors the gateway core raises; the interceptor turns each into one gRPC status (see interceptor.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str  # request field path, for example "documents[3]"
+    description: str
+
+
+@dataclass
+class CrossrankError(Exception):
+    """Base: a status code, a machine-readable reason, a message safe to show the client."""
+
+    message: str
+    reason: str = "INTERNAL"
+    violations: tuple[FieldViolation, ...] = field(default_factory=tuple)
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgumentError(CrossrankError):
+    def __init__(self, message: str, reason: str, field_path: str | None = None) -> None:
+        violations = (FieldViolation(field_path, message),) if field_path else ()
+        super().__init__(message, reason, violations, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class ModelNotFoundError(CrossrankError):
+    def __init__(self, name: str, available: list[str]) -> None:
+        listed = ", ".join(available) or "none"
+        super().__init__(f"model {name!r} is not served; served models: {listed}", "MODEL_NOT_FOUND",
+                         (FieldViolation("model", "unknown model"),), grpc.StatusCode.NOT_FOUND)
+
+
+class WrongTaskError(CrossrankError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "WRONG_TASK", (FieldViolation("model", message),),
+                         grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class BackendUnavailableError(CrossrankError):
+    def __init__(self, message: str = "the inference server is not ready; retry later") -> None:
+        super().__init__(message, "BACKEND_UNAVAILABLE", (), grpc.StatusCode.UNAVAILABLE)
+
+
+class DeadlineError(CrossrankError):
+    def __init__(self) -> None:
+        super().__init__("the request's deadline passed before scoring finished", "DEADLINE_EXCEEDED", (),
+                         grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class BackendError(CrossrankError):
+    """The backend failed in a way that is our bug or its fault; the details go to the log only."""
+
+    def __init__(self) -> None:
+        super().__init__("internal error", "INTERNAL", (), grpc.StatusCode.INTERNAL)

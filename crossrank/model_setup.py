@@ -1,0 +1,94 @@
+"""Makes sure the models `serve` was asked for are in the repository, exporting those that are missing.
+
+A model already exported under its name is reused, so only the first start pays for export. The default
+model comes from the Hugging Face hub; where the hub is unreachable the offline demo model replaces it,
+with a warning on every start (see export/source.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossrank.export import source
+from crossrank.export.exporter import ExportError, ExportOptions, export
+from crossrank.export.triton_repository import read_config
+from crossrank.model_info import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+DEMO_SOURCE_LABEL = "offline demo: all-MiniLM-L6-v2 backbone with an untrained head (scores carry no meaning)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str
+
+
+def name_from_source(spec: str) -> str:
+    """`cross-encoder/ms-marco-MiniLM-L-6-v2` -> `ms-marco-minilm-l-6-v2`."""
+    last = spec.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = re.sub(r"[^a-z0-9_-]+", "-", last).strip("-")
+    if not name:
+        raise ValueError(f"cannot derive a model name from {spec!r}; use NAME=SOURCE")
+    return name
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parses `SOURCE` or `NAME=SOURCE`."""
+    if "=" in spec:
+        name, src = spec.split("=", 1)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ValueError(f"model name {name!r}: use letters, digits, '-' and '_' only")
+        return ModelSpec(name, src)
+    return ModelSpec(name_from_source(spec), spec)
+
+
+def exported_models(repository: Path) -> list[ModelInfo]:
+    """The crossrank ensembles in `repository`."""
+    found = []
+    for config_file in sorted(repository.glob("*/config.pbtxt")) if repository.is_dir() else []:
+        config = read_config(config_file.parent)
+        params = {k: v.string_value for k, v in config.parameters.items()}
+        info = ModelInfo.from_parameters(config.name, config.max_batch_size, params)
+        if info is not None and config.platform == "ensemble":
+            found.append(info)
+    return found
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "crossrank"
+
+
+def _ensure(spec: ModelSpec, repository: Path) -> str:
+    if (repository / spec.name / "config.pbtxt").exists():
+        logger.info("model %s: reusing the export in %s", spec.name, repository)
+        return spec.name
+    try:
+        export(ExportOptions(source=spec.source, name=spec.name, repository=repository))
+        return spec.name
+    except ExportError as exc:
+        if spec.source != source.DEFAULT_MODEL or "Hugging Face hub" not in str(exc):
+            raise
+        logger.warning("%s", exc)
+    if not (repository / source.DEMO_MODEL_NAME / "config.pbtxt").exists():
+        directory = source.build_demo_model(_cache_dir() / "demo-model")
+        export(ExportOptions(source=str(directory), name=source.DEMO_MODEL_NAME, repository=repository,
+                             source_label=DEMO_SOURCE_LABEL))
+    return source.DEMO_MODEL_NAME
+
+
+def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
+    """Exports what is missing; returns the names to serve, in the order asked (first = default)."""
+    parsed = [parse_spec(s) for s in specs]
+    if not parsed and not exported_models(repository):
+        parsed = [parse_spec(source.DEFAULT_MODEL)]
+    names = [_ensure(spec, repository) for spec in parsed]
+    if any(m.source == DEMO_SOURCE_LABEL for m in exported_models(repository)):
+        logger.warning("%s", source.DEMO_WARNING)
+    return names

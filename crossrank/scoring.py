@@ -1,0 +1,174 @@
+"""The gateway's transport-agnostic core: resolves the model, validates, scores through the backend,
+applies the activation, sorts and cuts `top_n`. The gRPC servicer (and any other transport) only converts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossrank import activation, validation
+from crossrank.backend import ScoredPairs, ScoringBackend
+from crossrank.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
+from crossrank.model_info import Activation, ModelInfo, Task
+from crossrank.validation import Limits
+
+logger = logging.getLogger(__name__)
+
+# An unknown model name triggers a fresh look at the backend's models at most this often.
+_REFRESH_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    pairs: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class RerankQuery:
+    model: str
+    query: str
+    documents: Sequence[str]
+    top_n: int = 0
+    return_documents: bool = False
+    raw_scores: bool = False
+    truncate: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    index: int
+    score: float
+    document: str | None
+
+
+@dataclass(frozen=True)
+class RerankOutcome:
+    model: str
+    results: tuple[RankedDocument, ...]
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class ClassifyQuery:
+    model: str
+    pairs: Sequence[tuple[str, str]]
+    raw_scores: bool = False
+    truncate: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class ClassifiedPair:
+    label: str
+    score: float
+    scores: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class ClassifyOutcome:
+    model: str
+    results: tuple[ClassifiedPair, ...]
+    usage: Usage
+
+
+class CrossEncoderCore:
+    """Rerank, Classify and ListModels over a `ScoringBackend`."""
+
+    def __init__(self, backend: ScoringBackend, limits: Limits, default_model: str = "") -> None:
+        self._backend = backend
+        self._limits = limits
+        self._configured_default = default_model
+        self._models: dict[str, ModelInfo] = {}
+        self._refreshed_at = float("-inf")
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    async def refresh_models(self) -> list[ModelInfo]:
+        models = await self._backend.models()
+        self._models = {m.name: m for m in models}
+        self._refreshed_at = time.monotonic()
+        return models
+
+    def set_default(self, name: str) -> None:
+        self._configured_default = name
+
+    @property
+    def default_model(self) -> str:
+        if self._configured_default in self._models:
+            return self._configured_default
+        return min(self._models, default="")
+
+    async def resolve(self, name: str) -> ModelInfo:
+        if not self._models or (name and name not in self._models
+                                and time.monotonic() - self._refreshed_at > _REFRESH_INTERVAL_S):
+            await self.refresh_models()
+        name = name or self.default_model
+        if name not in self._models:
+            raise ModelNotFoundError(name, sorted(self._models))
+        return self._models[name]
+
+    async def list_models(self) -> tuple[list[ModelInfo], str]:
+        if not self._models:
+            await self.refresh_models()
+        return sorted(self._models.values(), key=lambda m: m.name), self.default_model
+
+    async def rerank(self, query: RerankQuery) -> RerankOutcome:
+        validation.validate_rerank(query.query, query.documents, query.top_n, self._limits)
+        model = await self.resolve(query.model)
+        if model.task is not Task.RERANK:
+            raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
+                                 "use Classify, or Rerank with a one-logit model")
+        scored = await self._backend.score(model, [query.query] * len(query.documents), list(query.documents),
+                                           query.timeout)
+        self._check_lengths(model, scored, query.truncate, "documents[{}]")
+        scores = self._scores(model, scored, query.raw_scores)[:, 0]
+        order = np.argsort(-scores, kind="stable")
+        if query.top_n:
+            order = order[: query.top_n]
+        results = tuple(
+            RankedDocument(int(i), float(scores[i]), query.documents[i] if query.return_documents else None)
+            for i in order)
+        return RerankOutcome(model.name, results, self._usage(model, scored))
+
+    async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
+        validation.validate_classify(query.pairs, self._limits)
+        model = await self.resolve(query.model)
+        scored = await self._backend.score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs],
+                                           query.timeout)
+        self._check_lengths(model, scored, query.truncate, "inputs[{}]")
+        scores = self._scores(model, scored, query.raw_scores)
+        results = []
+        for row in scores:
+            best = int(np.argmax(row))
+            results.append(ClassifiedPair(model.labels[best], float(row[best]),
+                                          tuple(zip(model.labels, (float(s) for s in row)))))
+        return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored))
+
+    @staticmethod
+    def _scores(model: ModelInfo, scored: ScoredPairs, raw: bool) -> np.ndarray:
+        return activation.apply(Activation.IDENTITY if raw else model.activation, scored.logits)
+
+    @staticmethod
+    def _check_lengths(model: ModelInfo, scored: ScoredPairs, truncate: bool, field_template: str) -> None:
+        if truncate:
+            return
+        over = np.flatnonzero(scored.num_tokens > model.max_length)
+        if over.size:
+            i = int(over[0])
+            raise InvalidArgumentError(
+                f"pair {i} has {int(scored.num_tokens[i])} tokens, over the model's limit of {model.max_length}; "
+                "shorten it or allow truncation", "INPUT_TOO_LONG", field_template.format(i))
+
+    @staticmethod
+    def _usage(model: ModelInfo, scored: ScoredPairs) -> Usage:
+        tokens = int(np.minimum(scored.num_tokens, model.max_length).sum())
+        return Usage(pairs=int(scored.logits.shape[0]), tokens=tokens)

@@ -1,0 +1,38 @@
+"""Builds the gateway's grpc.aio server: the crossrank service behind the error interceptor, the
+health service (per service, NOT_SERVING until Triton's models are ready) and server reflection."""
+
+from __future__ import annotations
+
+import grpc
+from crossrank_client.v1 import crossrank_service_pb2 as pb
+from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from crossrank.interceptor import ErrorInterceptor
+from crossrank.scoring import CrossEncoderCore
+from crossrank.servicer import CrossEncoderServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CrossEncoderService"].full_name
+HEALTH_SERVICES = ("", SERVICE_NAME)
+
+
+def build_server(core: CrossEncoderCore, max_message_bytes: int) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()],
+        options=[("grpc.max_receive_message_length", max_message_bytes),
+                 ("grpc.max_send_message_length", max_message_bytes)],
+    )
+    pb_grpc.add_CrossEncoderServiceServicer_to_server(CrossEncoderServicer(core), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server)
+    return server, health_servicer
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in HEALTH_SERVICES:
+        await health_servicer.set(name, status)

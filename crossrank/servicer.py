@@ -1,0 +1,68 @@
+"""gRPC servicer for `crossrank.v1.CrossEncoderService`: converts proto messages to and from the core's values.
+
+No logic lives here beyond conversion; errors propagate as `CrossrankError` to the interceptor.
+"""
+
+from __future__ import annotations
+
+import grpc
+from crossrank_client.v1 import crossrank_service_pb2 as pb
+from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
+
+from crossrank.errors import InvalidArgumentError
+from crossrank.model_info import Task
+from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery, Usage
+
+_TASKS = {Task.RERANK: pb.TASK_RERANK, Task.CLASSIFY: pb.TASK_CLASSIFY}
+
+
+def _truncate(value: int) -> bool:
+    if value in (pb.TRUNCATION_UNSPECIFIED, pb.TRUNCATION_LONGEST_FIRST):
+        return True
+    if value == pb.TRUNCATION_NONE:
+        return False
+    raise InvalidArgumentError(f"unknown truncation value {value}", "INVALID_ENUM", "truncation")
+
+
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(0.001, remaining)
+
+
+def _usage(usage: Usage) -> pb.Usage:
+    return pb.Usage(pairs=usage.pairs, tokens=usage.tokens)
+
+
+class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
+    def __init__(self, core: CrossEncoderCore) -> None:
+        self._core = core
+
+    async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:  # noqa: N802
+        outcome = await self._core.rerank(RerankQuery(
+            model=request.model, query=request.query, documents=list(request.documents), top_n=request.top_n,
+            return_documents=request.return_documents, raw_scores=request.raw_scores,
+            truncate=_truncate(request.truncation), timeout=_timeout(context)))
+        return pb.RerankResponse(
+            model=outcome.model,
+            results=[pb.RerankResult(index=r.index, score=r.score, document=r.document) for r in outcome.results],
+            usage=_usage(outcome.usage))
+
+    async def Classify(self, request: pb.ClassifyRequest,  # noqa: N802
+                       context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        outcome = await self._core.classify(ClassifyQuery(
+            model=request.model, pairs=[(i.text, i.text_pair) for i in request.inputs],
+            raw_scores=request.raw_scores, truncate=_truncate(request.truncation), timeout=_timeout(context)))
+        return pb.ClassifyResponse(
+            model=outcome.model,
+            results=[pb.ClassifyResult(label=r.label, score=r.score,
+                                       scores=[pb.LabelScore(label=k, score=v) for k, v in r.scores])
+                     for r in outcome.results],
+            usage=_usage(outcome.usage))
+
+    async def ListModels(self, request: pb.ListModelsRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        models, default = await self._core.list_models()
+        return pb.ListModelsResponse(models=[
+            pb.ModelInfo(name=m.name, task=_TASKS[m.task], labels=list(m.labels), max_length=m.max_length,
+                         engine=m.engine, precision=m.precision, source=m.source, is_default=m.name == default)
+            for m in models])

@@ -1,0 +1,103 @@
+"""`ScoringBackend` over Triton's KServe v2 gRPC API: calls only the ensembles, never tokenizer or encoder.
+
+Model metadata comes from the ensembles' config parameters that export wrote (see model_info.py). Triton's
+error text, tensor names and paths stay in the log: callers get the gateway's own errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import tritonclient.grpc.aio as triton
+from tritonclient.utils import InferenceServerException
+
+from crossrank.backend import ScoredPairs
+from crossrank.errors import BackendError, BackendUnavailableError, DeadlineError
+from crossrank.model_info import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+_UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+
+
+def _translate(exc: InferenceServerException, what: str) -> Exception:
+    status = str(exc.status() or "")
+    if status == "StatusCode.DEADLINE_EXCEEDED":
+        return DeadlineError()
+    if status in _UNAVAILABLE or "not ready" in str(exc.message()).lower():
+        logger.warning("Triton unavailable during %s: %s", what, exc)
+        return BackendUnavailableError()
+    logger.error("Triton failed during %s: %s %s", what, status, exc)
+    return BackendError()
+
+
+def _bytes_input(name: str, values: Sequence[str]) -> triton.InferInput:
+    tensor = triton.InferInput(name, [len(values), 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[v.encode("utf-8")] for v in values], dtype=np.object_))
+    return tensor
+
+
+class TritonBackend:
+    """Scores pairs through the ensembles of one Triton server."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client = triton.InferenceServerClient(url)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._client.is_server_ready(client_timeout=2.0))
+        except Exception:  # connection refused, timeouts: all mean "not ready"
+            return False
+
+    async def models(self) -> list[ModelInfo]:
+        try:
+            index = await self._client.get_model_repository_index(as_json=True, client_timeout=10.0)
+            found = []
+            for entry in index.get("models", []):
+                if entry.get("state") != "READY":
+                    continue
+                config = (await self._client.get_model_config(entry["name"], as_json=True,
+                                                              client_timeout=10.0))["config"]
+                if config.get("platform") != "ensemble":
+                    continue
+                params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+                info = ModelInfo.from_parameters(entry["name"], int(config.get("max_batch_size", 0)), params)
+                if info is not None:
+                    found.append(info)
+            return sorted(found, key=lambda m: m.name)
+        except InferenceServerException as exc:
+            raise _translate(exc, "model discovery") from exc
+
+    async def score(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
+                    timeout: float | None) -> ScoredPairs:
+        step = max(1, model.max_batch_size)
+        pieces = [(texts[i:i + step], text_pairs[i:i + step]) for i in range(0, len(texts), step)]
+        results = await asyncio.gather(*(self._infer(model, a, b, timeout) for a, b in pieces))
+        return ScoredPairs(np.concatenate([r.logits for r in results]),
+                           np.concatenate([r.num_tokens for r in results]))
+
+    async def _infer(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
+                     timeout: float | None) -> ScoredPairs:
+        inputs = [_bytes_input("text", texts), _bytes_input("text_pair", text_pairs)]
+        outputs = [triton.InferRequestedOutput("logits"), triton.InferRequestedOutput("num_tokens")]
+        try:
+            result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout)
+        except InferenceServerException as exc:
+            raise _translate(exc, f"inference on {model.name}") from exc
+        logits = result.as_numpy("logits")
+        num_tokens = result.as_numpy("num_tokens")
+        if logits is None or num_tokens is None or logits.shape[0] != len(texts):
+            logger.error("Triton returned malformed outputs for %s", model.name)
+            raise BackendError()
+        return ScoredPairs(logits.astype(np.float32), num_tokens.reshape(-1).astype(np.int64))
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,220 @@
+"""Embedded mode: runs the pip-bundled Triton Inference Server (from `nvidia-pytriton`) as a child process.
+
+The wheel ships the `tritonserver` binary and the python backend, but the backend's stub must sit beside
+the backend library, find this interpreter's site-packages through the `python3` on PATH, and link the same
+libpython. The launcher assembles a private backend folder for that, starts Triton bound to localhost on
+free ports, forwards its log, waits until every model is ready, and on stop terminates it, waits for it,
+and removes the shared-memory regions of its python-backend models. Triton dies with the launcher even when
+the launcher is killed (PR_SET_PDEATHSIG), so no orphan outlives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import sysconfig
+import tempfile
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+triton_log = logging.getLogger("crossrank.triton")
+
+_PR_SET_PDEATHSIG = 1
+# The bundled Triton is a CUDA build; on machines without a GPU it reports the missing driver as errors
+# that change nothing for CPU models.
+_CPU_ONLY_NOISE = ("CUDA driver version is insufficient", "CudaDriverHelper has not been initialized",
+                   "Unable to allocate pinned system memory")
+
+
+class LauncherError(RuntimeError):
+    """Triton could not be started; the message carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class TritonOptions:
+    repository: Path
+    host: str = "127.0.0.1"
+    startup_timeout_s: float = 180.0
+    stop_timeout_s: float = 60.0
+    log_verbose: int = 0
+
+
+def triton_package_dir() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise LauncherError("the pip-bundled Triton is missing: install nvidia-pytriton==0.7.0")
+    return Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: Triton gets SIGTERM when the launcher dies.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedTriton:
+    """One Triton child process serving `options.repository`."""
+
+    def __init__(self, options: TritonOptions) -> None:
+        self._options = options
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._log_tail: deque[str] = deque(maxlen=40)
+        self._workdir: Path | None = None
+        self._shm_prefix = f"crossrank_{os.getpid()}_{uuid.uuid4().hex[:8]}_"
+        self.grpc_port = 0
+        self.metrics_port = 0
+
+    @property
+    def url(self) -> str:
+        return f"{self._options.host}:{self.grpc_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def _prepare_backends(self, package: Path) -> Path:
+        self._workdir = Path(tempfile.mkdtemp(prefix="crossrank-triton-"))
+        python = self._workdir / "backends" / "python"
+        python.mkdir(parents=True)
+        for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+            shutil.copy2(package / "backends" / "python" / name, python / name)
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = package / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.exists():
+            raise LauncherError(f"the bundled Triton has no python backend stub for Python {version}")
+        shutil.copy2(stub, python / "triton_python_backend_stub")
+        return self._workdir / "backends"
+
+    def _environment(self, package: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        # The stub is copied out of the wheel, so its relative RPATH no longer finds the wheel's bundled
+        # libraries (libcudart and friends); name their folder explicitly.
+        bundled = str(package.parent.parent / "nvidia_pytriton.libs")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (libdir, bundled, env.get("LD_LIBRARY_PATH", "")) if p)
+        return env
+
+    def reserve_ports(self) -> str:
+        """Picks Triton's ports now, so that clients can be built before it starts; returns its address."""
+        if not self.grpc_port:
+            self.grpc_port = free_port(self._options.host)
+            self.metrics_port = free_port(self._options.host)
+        return self.url
+
+    async def start(self) -> str:
+        """Starts Triton and waits until it and all its models are ready; returns its gRPC address."""
+        package = triton_package_dir()
+        backends = self._prepare_backends(package)
+        self.reserve_ports()
+        args = [
+            str(package / "bin" / "tritonserver"),
+            f"--model-repository={self._options.repository.resolve()}",
+            f"--backend-directory={backends}",
+            f"--cache-directory={package / 'caches'}",
+            "--allow-http=false",
+            f"--grpc-address={self._options.host}", f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={self._options.host}", f"--metrics-port={self.metrics_port}",
+            "--allow-gpu-metrics=false",
+            "--strict-readiness=true",
+            f"--log-verbose={self._options.log_verbose}",
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+        ]
+        logger.info("starting Triton on %s (metrics on port %d) for %s", self.url, self.metrics_port,
+                    self._options.repository)
+        self._process = await asyncio.create_subprocess_exec(
+            *args, env=self._environment(package), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        self._reader = asyncio.create_task(self._forward_log())
+        await self._wait_ready()
+        logger.info("Triton is ready on %s", self.url)
+        return self.url
+
+    async def _forward_log(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := await self._process.stdout.readline():
+            text = line.decode("utf-8", errors="replace").rstrip()
+            self._log_tail.append(text)
+            # Triton's glog lines start with I/W/E: keep its warnings and errors visible, the rest at debug.
+            level = {"E": logging.ERROR, "W": logging.WARNING}.get(text[:1], logging.DEBUG)
+            if any(noise in text for noise in _CPU_ONLY_NOISE):
+                level = logging.DEBUG
+            triton_log.log(level, "%s", text)
+
+    async def _wait_ready(self) -> None:
+        import tritonclient.grpc.aio as triton
+
+        client = triton.InferenceServerClient(self.url)
+        deadline = asyncio.get_running_loop().time() + self._options.startup_timeout_s
+        try:
+            while True:
+                if not self.running:
+                    await self._drain_reader()
+                    await self.stop()
+                    raise LauncherError("Triton exited while starting:\n" + "\n".join(self._log_tail))
+                with contextlib.suppress(Exception):
+                    if await client.is_server_ready():
+                        return
+                if asyncio.get_running_loop().time() > deadline:
+                    await self.stop()
+                    raise LauncherError(f"Triton was not ready after {self._options.startup_timeout_s:.0f} s:\n"
+                                        + "\n".join(self._log_tail))
+                await asyncio.sleep(0.2)
+        finally:
+            await client.close()
+
+    async def _drain_reader(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader, 2.0)
+
+    async def stop(self) -> None:
+        """Stops Triton (SIGTERM, then SIGKILL after the stop timeout) and cleans up after it."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            logger.info("stopping Triton")
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self._options.stop_timeout_s)
+            except asyncio.TimeoutError:
+                logger.warning("Triton did not stop within %.0f s; killing it", self._options.stop_timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if process is not None:
+            # Python-backend stubs are in Triton's process group; none may outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        await self._drain_reader()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for region in Path("/dev/shm").glob(f"{self._shm_prefix}*"):
+            with contextlib.suppress(OSError):
+                region.unlink()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None

@@ -1,0 +1,50 @@
+"""Checks on request content that need no model: required texts, counts and size limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from crossrank.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits (server_config `limits:`), documented in the README."""
+
+    max_documents: int = 1000
+    max_text_chars: int = 262_144
+
+
+def require_text(value: str, field_path: str, limits: Limits, reason_empty: str = "EMPTY_TEXT") -> None:
+    if not value.strip():
+        raise InvalidArgumentError(f"{field_path} must not be empty", reason_empty, field_path)
+    if len(value) > limits.max_text_chars:
+        raise InvalidArgumentError(
+            f"{field_path} has {len(value)} characters, over the limit of {limits.max_text_chars}",
+            "TEXT_TOO_LONG", field_path)
+
+
+def require_count(count: int, field_path: str, limits: Limits, reason_empty: str) -> None:
+    if count == 0:
+        raise InvalidArgumentError(f"{field_path} must not be empty", reason_empty, field_path)
+    if count > limits.max_documents:
+        raise InvalidArgumentError(
+            f"{field_path} has {count} entries, over the limit of {limits.max_documents}",
+            "TOO_MANY_INPUTS", field_path)
+
+
+def validate_rerank(query: str, documents: Sequence[str], top_n: int, limits: Limits) -> None:
+    require_text(query, "query", limits, "EMPTY_QUERY")
+    require_count(len(documents), "documents", limits, "EMPTY_DOCUMENTS")
+    for i, document in enumerate(documents):
+        require_text(document, f"documents[{i}]", limits, "EMPTY_DOCUMENT")
+    if top_n < 0:
+        raise InvalidArgumentError(f"top_n must be 0 (all) or positive, got {top_n}", "INVALID_TOP_N", "top_n")
+
+
+def validate_classify(pairs: Sequence[tuple[str, str]], limits: Limits) -> None:
+    require_count(len(pairs), "inputs", limits, "EMPTY_INPUTS")
+    for i, (text, text_pair) in enumerate(pairs):
+        require_text(text, f"inputs[{i}].text", limits)
+        require_text(text_pair, f"inputs[{i}].text_pair", limits)
