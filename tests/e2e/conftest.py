@@ -1,0 +1,32 @@
+"""End-to-end fixtures: models exported into one repository and one `crossrank serve` (real Triton) for the
+whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crossrank.export.exporter import ExportOptions, export
+from tests.e2e.server_process import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def repository(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, tiny_nli_dir: Path,
+               minilm_dir: Path) -> Path:
+    repo = tmp_path_factory.mktemp("e2e") / "model_repository"
+    for name, source in (("tiny-bert", tiny_bert_dir), ("tiny-nli", tiny_nli_dir), ("minilm", minilm_dir)):
+        export(ExportOptions(source=str(source), name=name, repository=repo))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+                            log=tmp_path_factory.mktemp("logs") / "serve.log")
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        process.terminate()

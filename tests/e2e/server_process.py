@@ -1,0 +1,92 @@
+"""Runs `crossrank serve` as a real child process for end-to-end tests and inspects what it leaves behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crossrank.triton_launcher import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def children(pid: int) -> list[int]:
+    """Direct and indirect child processes of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, parent in parents.items() if parent == current]
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class ServerProcess:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-serve-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def health(self, service: str = "") -> int:
+        with grpc.insecure_channel(self.target) as channel:
+            try:
+                return health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=2).status
+            except grpc.RpcError:
+                return -1
+
+    def wait_serving(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"crossrank serve exited with {self.process.returncode}:\n{self.log()}")
+            if self.health() == health_pb2.HealthCheckResponse.SERVING:
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"crossrank serve not SERVING after {timeout} s:\n{self.log()}")
+
+    def terminate(self, timeout: float = 90) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for pid in children(self.process.pid):
+                os.kill(pid, signal.SIGKILL)
+            self.process.kill()
+            raise
+        finally:
+            self._log.close()

@@ -1,0 +1,55 @@
+"""A deterministic `ScoringBackend` for unit and integration tests (never used by the product)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from crossrank.backend import ScoredPairs
+from crossrank.errors import BackendUnavailableError
+from crossrank.model_info import Activation, ModelInfo, Task
+
+RERANKER = ModelInfo(name="fake-reranker", task=Task.RERANK, labels=("LABEL_0",), activation=Activation.SIGMOID,
+                     max_length=16, engine="fake", precision="fp32", source="tests", max_batch_size=4)
+NLI = ModelInfo(name="fake-nli", task=Task.CLASSIFY, labels=("contradiction", "entailment", "neutral"),
+                activation=Activation.SOFTMAX, max_length=16, engine="fake", precision="fp32", source="tests",
+                max_batch_size=4)
+
+
+def fake_logits(text: str, text_pair: str, labels: int) -> list[float]:
+    """Word overlap minus a length penalty: documents sharing more query words rank higher."""
+    query, doc = set(text.lower().split()), text_pair.lower().split()
+    overlap = sum(1 for w in doc if w in query)
+    base = overlap - 0.01 * len(doc)
+    return [base + k * 0.5 - (k == 1) * overlap for k in range(labels)]
+
+
+class FakeBackend:
+    def __init__(self, models: Sequence[ModelInfo] = (RERANKER, NLI)) -> None:
+        self.available = True
+        self.calls: list[int] = []  # pairs per backend call, after splitting
+        self._models = list(models)
+
+    async def ready(self) -> bool:
+        return self.available
+
+    async def models(self) -> list[ModelInfo]:
+        if not self.available:
+            raise BackendUnavailableError()
+        return list(self._models)
+
+    async def score(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
+                    timeout: float | None) -> ScoredPairs:
+        if not self.available:
+            raise BackendUnavailableError()
+        step = model.max_batch_size
+        for i in range(0, len(texts), step):
+            self.calls.append(len(texts[i:i + step]))
+        logits = np.array([fake_logits(a, b, len(model.labels)) for a, b in zip(texts, text_pairs)],
+                          dtype=np.float32)
+        tokens = np.array([len(a.split()) + len(b.split()) + 3 for a, b in zip(texts, text_pairs)], dtype=np.int64)
+        return ScoredPairs(logits.reshape(len(texts), len(model.labels)), tokens)
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,48 @@
+"""The Triton tokenizer model must produce exactly what the model's own Hugging Face tokenizer produces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+from transformers import AutoTokenizer
+
+from crossrank.triton_models.pair_tokenizer import PairTokenizer, TokenizerSettings
+from tests.model_builders import pairs_with_long_documents
+
+
+def _pair_tokenizer(model_dir: Path, max_length: int) -> tuple[PairTokenizer, object]:
+    hf = AutoTokenizer.from_pretrained(model_dir)
+    settings = TokenizerSettings(max_length=max_length, pad_token_id=hf.pad_token_id,
+                                 model_input_names=tuple(hf.model_input_names))
+    return PairTokenizer(Tokenizer.from_str(hf.backend_tokenizer.to_str()), settings), hf
+
+
+@pytest.mark.parametrize("max_length", [512, 64, 20])
+def test_matches_hf_tokenizer_including_longest_first_truncation(minilm_dir: Path, max_length: int) -> None:
+    tokenizer, hf = _pair_tokenizer(minilm_dir, max_length)
+    pairs = pairs_with_long_documents() + [("Ünïcödé café 東京 🎉", "مرحبا بالعالم\u0000 nul"), ("q", "d")]
+    texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
+    batch = tokenizer.encode(texts, docs)
+    reference = hf(texts, docs, padding=True, truncation="longest_first", max_length=max_length,
+                   return_tensors="np")
+    assert set(batch.tensors) == set(reference.keys())
+    for name, expected in reference.items():
+        np.testing.assert_array_equal(batch.tensors[name], expected, err_msg=name)
+
+
+def test_reports_untruncated_length(tiny_bert_dir: Path) -> None:
+    tokenizer, hf = _pair_tokenizer(tiny_bert_dir, 64)
+    pairs = pairs_with_long_documents(10)
+    batch = tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
+    for (a, b), count in zip(pairs, batch.num_tokens):
+        assert count == len(hf(a, b)["input_ids"])
+    assert batch.num_tokens.max() > 64 >= batch.tensors["input_ids"].shape[1]
+
+
+def test_settings_round_trip(tmp_path: Path) -> None:
+    settings = TokenizerSettings(128, 1, ("input_ids", "attention_mask"), "left", "left")
+    settings.dump(tmp_path / "s.json")
+    assert TokenizerSettings.load(tmp_path / "s.json") == settings

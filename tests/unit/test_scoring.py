@@ -1,0 +1,105 @@
+"""The gateway core over the fake backend: validation, activation, ordering, top_n, usage, routing."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from crossrank.errors import CrossrankError, ModelNotFoundError
+from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery
+from crossrank.validation import Limits
+from tests.fakes import NLI, RERANKER, FakeBackend, fake_logits
+
+DOCS = ["paris is in france", "bananas", "paris france capital paris", "a city"]
+
+
+def core(**limits: int) -> CrossEncoderCore:
+    return CrossEncoderCore(FakeBackend(), Limits(**limits), default_model=RERANKER.name)
+
+
+async def test_rerank_sorts_by_descending_sigmoid_score() -> None:
+    out = await core().rerank(RerankQuery(model="", query="paris france", documents=DOCS))
+    logits = np.array([fake_logits("paris france", d, 1)[0] for d in DOCS])
+    expected = 1 / (1 + np.exp(-logits))
+    assert [r.index for r in out.results] == list(np.argsort(-expected, kind="stable"))
+    np.testing.assert_allclose([r.score for r in out.results], np.sort(expected)[::-1], rtol=1e-6)
+    assert out.model == RERANKER.name
+    assert all(r.document is None for r in out.results)
+
+
+async def test_top_n_raw_scores_and_documents() -> None:
+    out = await core().rerank(RerankQuery(model="", query="paris france", documents=DOCS, top_n=2,
+                                          raw_scores=True, return_documents=True))
+    assert len(out.results) == 2
+    best = out.results[0]
+    assert best.document == DOCS[best.index]
+    assert best.score == pytest.approx(fake_logits("paris france", DOCS[best.index], 1)[0])
+    assert len((await core().rerank(RerankQuery(model="", query="q", documents=DOCS, top_n=99))).results) == 4
+
+
+async def test_large_requests_are_split_and_reassembled_identically() -> None:
+    backend = FakeBackend()
+    big = CrossEncoderCore(backend, Limits())
+    docs = [f"doc {i} paris" * (i % 3 + 1) for i in range(10)]
+    out = await big.rerank(RerankQuery(model=RERANKER.name, query="paris", documents=docs))
+    assert backend.calls == [4, 4, 2]
+    singles = [(await big.rerank(RerankQuery(model=RERANKER.name, query="paris", documents=[d]))).results[0].score
+               for d in docs]
+    assert {r.index: r.score for r in out.results} == dict(enumerate(singles))
+
+
+async def test_usage_counts_pairs_and_truncated_tokens() -> None:
+    out = await core().rerank(RerankQuery(model="", query="q", documents=["a b", " ".join(["w"] * 40)]))
+    assert out.usage.pairs == 2
+    assert out.usage.tokens == (1 + 2 + 3) + RERANKER.max_length
+
+
+async def test_classify_softmax_labels_in_request_order() -> None:
+    pairs = [("paris", "paris paris"), ("x", "y z")]
+    out = await core().classify(ClassifyQuery(model=NLI.name, pairs=pairs))
+    assert len(out.results) == 2
+    for (a, b), result in zip(pairs, out.results):
+        logits = np.array(fake_logits(a, b, 3))
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert result.label == NLI.labels[int(np.argmax(probs))]
+        np.testing.assert_allclose([s for _, s in result.scores], probs, rtol=1e-5)
+        assert [label for label, _ in result.scores] == list(NLI.labels)
+
+
+@pytest.mark.parametrize(("kwargs", "reason", "field"), [
+    ({"query": ""}, "EMPTY_QUERY", "query"),
+    ({"query": " \t\n"}, "EMPTY_QUERY", "query"),
+    ({"documents": []}, "EMPTY_DOCUMENTS", "documents"),
+    ({"documents": ["ok", ""]}, "EMPTY_DOCUMENT", "documents[1]"),
+    ({"documents": ["d"] * 6}, "TOO_MANY_INPUTS", "documents"),
+    ({"documents": ["x" * 101]}, "TEXT_TOO_LONG", "documents[0]"),
+    ({"top_n": -1}, "INVALID_TOP_N", "top_n"),
+    ({"truncate": False, "documents": ["ok", " ".join(["w"] * 40)]}, "INPUT_TOO_LONG", "documents[1]"),
+])
+async def test_bad_rerank_input_is_invalid_argument_naming_the_field(kwargs: dict, reason: str, field: str) -> None:
+    query = {"model": "", "query": "q", "documents": ["d"], **kwargs}
+    with pytest.raises(CrossrankError) as caught:
+        await core(max_documents=5, max_text_chars=100).rerank(RerankQuery(**query))
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.reason == reason
+    assert [v.field for v in caught.value.violations] == [field]
+
+
+async def test_unknown_model_is_not_found_and_lists_served_models() -> None:
+    with pytest.raises(ModelNotFoundError) as caught:
+        await core().rerank(RerankQuery(model="nope", query="q", documents=["d"]))
+    assert caught.value.code is grpc.StatusCode.NOT_FOUND
+    assert RERANKER.name in caught.value.message
+
+
+async def test_rerank_on_a_multi_label_classifier_is_refused() -> None:
+    with pytest.raises(CrossrankError) as caught:
+        await core().rerank(RerankQuery(model=NLI.name, query="q", documents=["d"]))
+    assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "WRONG_TASK")
+
+
+async def test_default_model_falls_back_to_first_name() -> None:
+    plain = CrossEncoderCore(FakeBackend(), Limits())
+    models, default = await plain.list_models()
+    assert default == "fake-nli" == min(m.name for m in models)
