@@ -14,9 +14,9 @@ import signal
 
 from crossrank.errors import CrossrankError
 from crossrank.model_setup import ensure_models
+from crossrank.scoring import CrossEncoderCore
 from crossrank.server import build_server, set_serving
 from crossrank.settings import Settings
-from crossrank.scoring import CrossEncoderCore
 from crossrank.triton_backend import TritonBackend
 from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptions
 
@@ -47,7 +47,7 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
             ready = False
         if ready != serving:
             serving = ready
-            await set_serving(health, serving)  # type: ignore[arg-type]
+            await set_serving(health, serving)
             logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
         await asyncio.sleep(_MONITOR_INTERVAL_S)
 

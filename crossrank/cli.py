@@ -66,6 +66,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _client_call(args: argparse.Namespace) -> int:
     from crossrank_client import CrossEncoderClient, CrossrankClientError
 
+    table: list[tuple[str, ...]]
+    header: tuple[str, ...]
+    rows: list[dict[str, object]]
     try:
         with CrossEncoderClient(args.target, timeout=args.timeout) as client:
             if args.command == "rerank":
@@ -76,7 +79,7 @@ def _client_call(args: argparse.Namespace) -> int:
                 header = ("index", "score", "document")
             elif args.command == "classify":
                 pairs = [tuple(p.split("|||", 1)) if "|||" in p else (p, "") for p in args.pairs]
-                cresponse = client.classify(pairs, model=args.model, raw_scores=args.raw_scores)  # type: ignore[arg-type]
+                cresponse = client.classify(pairs, model=args.model, raw_scores=args.raw_scores)
                 rows = [asdict(r) for r in cresponse.results]
                 table = [(str(i), r.label, f"{r.score:.6f}") for i, r in enumerate(cresponse.results)]
                 header = ("input", "label", "score")

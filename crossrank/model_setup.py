@@ -86,7 +86,10 @@ def _ensure(spec: ModelSpec, repository: Path) -> str:
 def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
     """Exports what is missing; returns the names to serve, in the order asked (first = default)."""
     parsed = [parse_spec(s) for s in specs]
-    if not parsed and not exported_models(repository):
+    existing = exported_models(repository)
+    if not parsed and existing:
+        logger.info("reusing the exports in %s: %s", repository, ", ".join(m.name for m in existing))
+    elif not parsed:
         parsed = [parse_spec(source.DEFAULT_MODEL)]
     names = [_ensure(spec, repository) for spec in parsed]
     if any(m.source == DEMO_SOURCE_LABEL for m in exported_models(repository)):

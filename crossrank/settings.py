@@ -131,7 +131,7 @@ def load(config: Path | None, environ: Mapping[str, str], overrides: Mapping[str
                 raise SettingsError(f"config file {path}: unknown setting {key!r}")
             field = _KEYS[key][0]
             values[field] = _convert(field, value, key)
-    for key, (field, env) in _KEYS.items():
+    for field, env in _KEYS.values():
         if env in environ:
             values[field] = _convert(field, environ[env], env)
     for field, value in overrides.items():

@@ -54,7 +54,7 @@ def triton_package_dir() -> Path:
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise LauncherError("the pip-bundled Triton is missing: install nvidia-pytriton==0.7.0")
-    return Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
+    return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -35,7 +35,7 @@ class CrossrankClientError(Exception):
         message = error.details() if hasattr(error, "details") else str(error)
         out = cls(code=code, message=message or "")
         try:
-            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+            status = rpc_status.from_call(error)
         except Exception:  # a status without rich details, or a malformed one
             status = None
         if status is None:

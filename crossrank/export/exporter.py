@@ -80,8 +80,9 @@ def _max_length(tokenizer: object, config: object, requested: int | None) -> int
         return length
     positions = int(getattr(config, "max_position_embeddings", 512))
     # RoBERTa-style models reserve positions for the padding offset.
-    offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in {"roberta", "xlm-roberta"} else 0
-    return positions - offset
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta"}:
+        return positions - (int(getattr(config, "pad_token_id", 0) or 0) + 1)
+    return positions
 
 
 def _load(path: Path, options: ExportOptions) -> tuple[object, object]:

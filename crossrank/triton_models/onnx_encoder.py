@@ -41,7 +41,7 @@ class OnnxEncoder:
         rows = [(r, i) for r, req in enumerate(requests) for i in range(req["input_ids"].shape[0])]
         lengths = np.array([int(requests[r]["attention_mask"][i].sum()) for r, i in rows], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")
-        logits: list[np.ndarray | None] = [None] * len(rows)
+        logits: dict[int, np.ndarray] = {}
         start = 0
         while start < len(order):
             width = max(int(lengths[order[start]]), 1)
@@ -51,13 +51,13 @@ class OnnxEncoder:
                     for name in self._input_names}
             out = self._session.run(["logits"], feed)[0]
             for k, row_logits in zip(chunk, out):
-                logits[k] = row_logits
+                logits[int(k)] = row_logits
             start = stop
         result, offset = [], 0
         for req in requests:
             n = req["input_ids"].shape[0]
-            result.append(np.stack(logits[offset:offset + n]).astype(np.float32) if n else
-                          np.zeros((0, 1), dtype=np.float32))
+            rows_out = [logits[k] for k in range(offset, offset + n)]
+            result.append(np.stack(rows_out).astype(np.float32) if n else np.zeros((0, 1), dtype=np.float32))
             offset += n
         return result
 

@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_encoder import OnnxEncoder  # noqa: E402
+from onnx_encoder import OnnxEncoder
 
 
 class TritonPythonModel:

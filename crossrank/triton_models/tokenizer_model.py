@@ -11,11 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pair_tokenizer import PairTokenizer  # noqa: E402
+from pair_tokenizer import PairTokenizer
 
 
 def _strings(request: object, name: str) -> list[str]:

