@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit lint proto proto-check clean
+.PHONY: help setup serve test test-unit bench bench-quick lint proto proto-check clean
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
 	@echo "make test        set up .venv and run the whole test suite"
+	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
 	@echo "make lint        ruff, mypy, buf lint and the generated-code staleness check"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
 
@@ -34,6 +35,12 @@ test: setup
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit tests/integration
+
+bench: setup
+	$(VENV)/bin/crossrank bench
+
+bench-quick: setup
+	$(VENV)/bin/crossrank bench --quick
 
 lint: setup proto-check
 	$(VENV)/bin/ruff check crossrank client tests tools

@@ -103,6 +103,12 @@ def _client_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from crossrank.bench.main import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossrank", description="Serve cross-encoders on Triton.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--triton-url", default=None, help="external Triton gRPC address; default: embedded")
     p.add_argument("--log-level", default=None)
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("bench", help="benchmark served vs in-process ONNX Runtime vs sentence-transformers",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="see `crossrank bench --help`")
+    p.set_defaults(func=_bench)
 
     for name, help_text in (("rerank", "rank documents against a query on a running server"),
                             ("classify", "classify pairs ('text|||text_pair') on a running server"),

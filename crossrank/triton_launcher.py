@@ -87,6 +87,10 @@ class EmbeddedTriton:
         return f"{self._options.host}:{self.grpc_port}"
 
     @property
+    def pid(self) -> int:
+        return self._process.pid if self._process is not None else 0
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 

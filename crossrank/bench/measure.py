@@ -1,0 +1,130 @@
+"""Timing helpers: sequential and concurrent request loops, latency percentiles, process memory, and the
+CPU's measured fp32 matmul peak."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank.bench.workload import RerankRequestSpec
+
+
+@dataclass(frozen=True)
+class Measurement:
+    system: str
+    scenario: str
+    requests: int
+    pairs: int
+    seconds: float
+    pairs_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _summarize(system: str, scenario: str, specs: Sequence[RerankRequestSpec], seconds: float,
+               latencies: list[float]) -> Measurement:
+    pairs = sum(len(s.documents) for s in specs)
+    ms = np.array(latencies) * 1000
+    return Measurement(system, scenario, len(specs), pairs, seconds, pairs / seconds,
+                       float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(np.percentile(ms, 99)))
+
+
+def run_sequential(system: str, scenario: str, call: Callable[[RerankRequestSpec], Any],
+                   specs: Sequence[RerankRequestSpec], warmup: int = 2) -> Measurement:
+    for spec in specs[:warmup]:
+        call(spec)
+    latencies = []
+    started = time.perf_counter()
+    for spec in specs:
+        t0 = time.perf_counter()
+        call(spec)
+        latencies.append(time.perf_counter() - t0)
+    return _summarize(system, scenario, specs, time.perf_counter() - started, latencies)
+
+
+async def run_concurrent(system: str, scenario: str, call: Callable[[RerankRequestSpec], Awaitable[Any]],
+                         specs: Sequence[RerankRequestSpec], concurrency: int, warmup: int = 2) -> Measurement:
+    for spec in specs[:warmup]:
+        await call(spec)
+    latencies: list[float] = []
+    queue = list(specs)
+
+    async def worker() -> None:
+        while queue:
+            spec = queue.pop()
+            t0 = time.perf_counter()
+            await call(spec)
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return _summarize(system, scenario, specs, time.perf_counter() - started, latencies)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, parent in parents.items() if parent == current]
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def rss_mib(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """Best of fp32 matmuls through ONNX Runtime (the engine's own kernels) and numpy."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    best = 0.0
+    for run in (lambda: session.run(None, {"a": a, "b": a}), lambda: a @ a):
+        run()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def bert_flops_per_pair(layers: int, hidden: int, intermediate: int, tokens: np.ndarray) -> float:
+    """Forward FLOPs per pair at its true (unpadded) length: projections, FFN and attention."""
+    per_token = layers * (2 * 4 * hidden * hidden + 2 * 2 * hidden * intermediate)
+    attention = layers * 4 * hidden * tokens.astype(np.float64) ** 2
+    return float(np.mean(per_token * tokens + attention))

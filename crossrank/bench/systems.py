@@ -1,0 +1,90 @@
+"""The systems under comparison, each scoring one rerank request at a time:
+sentence-transformers in-process, ONNX Runtime in-process (crossrank's exported model and tokenizer code,
+no network, no queue), crossrank served (gateway over gRPC), and Triton's ensemble called directly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank.bench.workload import RerankRequestSpec
+
+
+class SentenceTransformersSystem:
+    name = "sentence-transformers"
+
+    def __init__(self, model_dir: Path) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(str(model_dir), device="cpu")
+
+    def score(self, spec: RerankRequestSpec) -> np.ndarray:
+        pairs = [(spec.query, d) for d in spec.documents]
+        return np.asarray(self._model.predict(pairs, batch_size=32))
+
+
+class OnnxRuntimeSystem:
+    name = "onnxruntime in-process"
+
+    def __init__(self, repository: Path, model: str) -> None:
+        from crossrank.triton_models.onnx_encoder import OnnxEncoder
+        from crossrank.triton_models.pair_tokenizer import PairTokenizer
+
+        self._tokenizer = PairTokenizer.from_directory(repository / f"{model}_tokenizer" / "1")
+        self._encoder = OnnxEncoder(str(repository / f"{model}_encoder" / "1" / "model.onnx"),
+                                    intra_op_threads=os.cpu_count() or 1,
+                                    pad_token_id=self._tokenizer.settings.pad_token_id)
+
+    def token_counts(self, spec: RerankRequestSpec) -> np.ndarray:
+        batch = self._tokenizer.encode([spec.query] * len(spec.documents), list(spec.documents))
+        return np.minimum(batch.num_tokens, self._tokenizer.settings.max_length)
+
+    def score(self, spec: RerankRequestSpec) -> np.ndarray:
+        batch = self._tokenizer.encode([spec.query] * len(spec.documents), list(spec.documents))
+        return self._encoder.score([batch.tensors])[0][:, 0]
+
+
+class ServedSystem:
+    """crossrank's gateway over gRPC with the async Python client."""
+
+    name = "crossrank served"
+
+    def __init__(self, target: str) -> None:
+        from crossrank_client import AsyncCrossEncoderClient
+
+        self._client = AsyncCrossEncoderClient(target, timeout=300)
+
+    async def score(self, spec: RerankRequestSpec) -> Any:
+        return await self._client.rerank(spec.query, spec.documents, raw_scores=True)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+class TritonDirectSystem:
+    """Triton's ensemble over KServe gRPC, bypassing the gateway (for the gateway's overhead)."""
+
+    name = "triton ensemble direct"
+
+    def __init__(self, url: str, model: str) -> None:
+        import tritonclient.grpc.aio as triton
+
+        self._triton = triton
+        self._client = triton.InferenceServerClient(url)
+        self._model = model
+
+    async def score(self, spec: RerankRequestSpec) -> Any:
+        t = self._triton
+        n = len(spec.documents)
+        text = t.InferInput("text", [n, 1], "BYTES")
+        text.set_data_from_numpy(np.array([[spec.query.encode()]] * n, dtype=np.object_))
+        pair = t.InferInput("text_pair", [n, 1], "BYTES")
+        pair.set_data_from_numpy(np.array([[d.encode()] for d in spec.documents], dtype=np.object_))
+        result = await self._client.infer(self._model, [text, pair])
+        return result.as_numpy("logits")
+
+    async def close(self) -> None:
+        await self._client.close()
