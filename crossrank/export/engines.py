@@ -50,7 +50,7 @@ class OnnxPythonEngine:
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
               work: Path, options: Any) -> BuiltEncoder:
         from crossrank.export.onnx_export import export_onnx
-        from crossrank.triton_models.onnx_encoder import OnnxEncoder
+        from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
         work.mkdir(parents=True, exist_ok=True)
         onnx_path = work / "model.onnx"
@@ -66,7 +66,8 @@ class OnnxPythonEngine:
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",
             parameters={"intra_op_threads": str(threads), "pad_token_id": str(settings.pad_token_id),
-                        "padding_side": settings.padding_side},
+                        "padding_side": settings.padding_side,
+                        "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
             instance_count=1, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])

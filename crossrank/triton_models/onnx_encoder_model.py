@@ -27,6 +27,7 @@ class TritonPythonModel:
             intra_op_threads=int(params.get("intra_op_threads", "0")),
             pad_token_id=int(params.get("pad_token_id", "0")),
             padding_side=params.get("padding_side", "right"),
+            tokens_per_batch=int(params.get("tokens_per_batch", str(DEFAULT_TOKENS_PER_BATCH))),
         )
 
     def execute(self, requests: list[object]) -> list[object]:
