@@ -39,6 +39,8 @@ def _export(args: argparse.Namespace) -> int:
     print(f"exported {info.name} ({info.task.value}, labels {', '.join(info.labels)}, max length "
           f"{info.max_length}, {info.engine}/{info.precision}) to {args.repository}; largest logit difference "
           f"to PyTorch {report.max_abs_diff:.2e} over {report.pairs_checked} pairs")
+    if report.agreement is not None:
+        print(f"{info.precision} against fp32: {report.agreement.summary()}")
     return 0
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from crossrank.export import agreement as agreement_module
 from crossrank.export import engines, source
+from crossrank.export.agreement import Agreement
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import Activation, ModelInfo, Task
@@ -55,8 +58,9 @@ class ExportOptions:
 @dataclass(frozen=True)
 class ExportReport:
     info: ModelInfo
-    max_abs_diff: float
+    max_abs_diff: float  # largest logit difference to PyTorch fp32 on the sample pairs
     pairs_checked: int
+    agreement: Agreement | None = None  # ranking agreement with fp32, for reduced precisions
 
 
 def _activation(config: object, num_labels: int) -> Activation:
@@ -138,10 +142,13 @@ def export(options: ExportOptions) -> ExportReport:
         settings.dump(tokenizer_dir / SETTINGS_FILE)
         logger.info("exporting the encoder (%s)", options.engine)
         built = engine.build(model, input_names, num_labels, settings, work / "encoder", options)
-        diff, checked = _check_parity(tokenizer, model, PairTokenizer.from_directory(tokenizer_dir), built,
-                                      settings, options.tolerance)
-        logger.info("parity: largest logit difference %.2e over %d pairs (limit %.0e)", diff, checked,
-                    options.tolerance)
+        pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
+        reduced = options.precision != "fp32"
+        diff, checked = _check_parity(tokenizer, model, pair_tokenizer, built, settings,
+                                      float("inf") if reduced else options.tolerance)
+        logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
+                    "" if reduced else f" (limit {options.tolerance:.0e})")
+        agreement = _check_agreement(tokenizer, model, pair_tokenizer, built, settings, info) if reduced else None
 
         def fill_tokenizer(target: Path) -> None:
             engines.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
@@ -150,7 +157,32 @@ def export(options: ExportOptions) -> ExportReport:
 
         write_models(options.repository, info, built.spec, fill_tokenizer)
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s", info.name, info.name, info.name, options.repository)
-    return ExportReport(info, diff, checked)
+    return ExportReport(info, diff, checked, agreement)
+
+
+def _check_agreement(tokenizer: object, model: object, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
+                     settings: TokenizerSettings, info: ModelInfo) -> Agreement:
+    import torch
+
+    from crossrank.activation import apply
+
+    def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        features = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True,  # type: ignore[operator]
+                             truncation="longest_first", max_length=settings.max_length, return_tensors="pt")
+        with torch.no_grad():
+            return apply(info.activation, model(**features).logits.float().numpy())[:, 0]  # type: ignore[operator]
+
+    def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
+        return apply(info.activation, built.score(batch.tensors))[:, 0]
+
+    result = agreement_module.measure(reference, exported)
+    logger.info("%s against fp32: %s", info.precision, result.summary())
+    if result.spearman < agreement_module.MIN_SPEARMAN:
+        logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
+                       "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
+                       result.spearman, agreement_module.MIN_SPEARMAN)
+    return result
 
 
 def _check_parity(tokenizer: object, model: object, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,

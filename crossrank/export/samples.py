@@ -27,3 +27,14 @@ def sample_pairs(count: int = 64, seed: int = 1234, long_every: int = 8) -> list
         passage = " ".join(rng.choices(_WORDS, k=words)).capitalize() + "."
         pairs.append((query, passage))
     return pairs
+
+
+def ranking_lists(queries: int = 8, passages: int = 50, seed: int = 4321) -> list[tuple[str, list[str]]]:
+    """Fixed (query, passages) lists for checking that a reduced-precision export ranks like fp32."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(queries):
+        query = " ".join(rng.choices(_WORDS, k=rng.randint(4, 10)))
+        docs = [" ".join(rng.choices(_WORDS, k=rng.randint(20, 70))).capitalize() + "." for _ in range(passages)]
+        out.append((query, docs))
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_encoder import OnnxEncoder
+from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
 
 class TritonPythonModel:

@@ -1,0 +1,42 @@
+"""How closely a reduced-precision export ranks like the fp32 reference: largest score difference,
+Spearman rank correlation and top-10 overlap, averaged over fixed query/passage lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from crossrank.export.samples import ranking_lists
+
+# Below this, rankings change enough that export warns loudly.
+MIN_SPEARMAN = 0.99
+
+
+@dataclass(frozen=True)
+class Agreement:
+    max_abs_diff: float  # on activated (sigmoid / softmax) scores
+    spearman: float  # mean over the lists
+    top10_overlap: float  # mean fraction of the reference top 10 found in the export's top 10
+    lists: int
+
+    def summary(self) -> str:
+        return (f"largest score difference {self.max_abs_diff:.4f}, Spearman {self.spearman:.4f}, "
+                f"top-10 overlap {self.top10_overlap:.3f} over {self.lists} query/passage lists")
+
+
+def measure(reference: Callable[[Sequence[tuple[str, str]]], np.ndarray],
+            exported: Callable[[Sequence[tuple[str, str]]], np.ndarray]) -> Agreement:
+    """`reference` and `exported` return activated scores [n] for pairs."""
+    diffs, rhos, overlaps = [], [], []
+    lists = ranking_lists()
+    for query, passages in lists:
+        pairs = [(query, p) for p in passages]
+        ref, got = np.asarray(reference(pairs), dtype=np.float64), np.asarray(exported(pairs), dtype=np.float64)
+        diffs.append(float(np.max(np.abs(ref - got))))
+        rhos.append(float(spearmanr(ref, got).statistic))
+        top = min(10, len(passages))
+        overlaps.append(len(set(np.argsort(-ref)[:top]) & set(np.argsort(-got)[:top])) / top)
+    return Agreement(max(diffs), float(np.mean(rhos)), float(np.mean(overlaps)), len(lists))
