@@ -27,6 +27,9 @@ class OnnxEncoder:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads starve the tokenizer and gateway processes that share the cores with the
+        # encoder under concurrent load.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self._input_names = [i.name for i in self._session.get_inputs()]
         self._tokens_per_batch = tokens_per_batch
