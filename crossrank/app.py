@@ -13,7 +13,7 @@ import logging
 import signal
 
 from crossrank.errors import CrossrankError
-from crossrank.model_setup import ensure_models
+from crossrank.metrics import GatewayMetrics
 from crossrank.scoring import CrossEncoderCore
 from crossrank.server import build_server, set_serving
 from crossrank.settings import Settings
@@ -30,7 +30,7 @@ class StartupError(RuntimeError):
 
 
 async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: object,
-                   triton: EmbeddedTriton | None, started: asyncio.Event) -> None:
+                   triton: EmbeddedTriton | None, started: asyncio.Event, metrics: GatewayMetrics) -> None:
     serving = False
     while True:
         ready = started.is_set() and await backend.ready()
@@ -45,6 +45,7 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
         if triton is not None and started.is_set() and not triton.running:
             logger.error("Triton exited unexpectedly; requests get UNAVAILABLE")
             ready = False
+        metrics.triton_ready.set(1 if ready else 0)
         if ready != serving:
             serving = ready
             await set_serving(health, serving)
@@ -54,12 +55,16 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
 
 async def serve(settings: Settings) -> None:
     """Runs the gateway (and the embedded Triton) until SIGTERM or SIGINT."""
-    triton = None if settings.triton_url else EmbeddedTriton(
-        TritonOptions(settings.repository, startup_timeout_s=settings.triton_startup_timeout_s))
+    triton = None if settings.triton_url else EmbeddedTriton(TritonOptions(
+        settings.repository, startup_timeout_s=settings.triton_startup_timeout_s,
+        grpc_port=settings.triton_grpc_port, metrics_port=settings.triton_metrics_port))
     url = settings.triton_url or (triton.reserve_ports() if triton else "")
     backend = TritonBackend(url)
-    core = CrossEncoderCore(backend, settings.limits, settings.default_model)
-    server, health = build_server(core, settings.max_message_bytes)
+    metrics = GatewayMetrics()
+    if settings.metrics_port >= 0:
+        metrics.serve(settings.host, settings.metrics_port)
+    core = CrossEncoderCore(backend, settings.limits, settings.default_model, metrics)
+    server, health = build_server(core, settings.max_message_bytes, metrics)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -75,7 +80,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     started = asyncio.Event()
-    monitor = asyncio.create_task(_monitor(backend, core, health, triton, started))
+    monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics))
     try:
         startup = asyncio.create_task(_start_backend(settings, triton, core))
         await asyncio.wait({startup, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
@@ -102,6 +107,9 @@ async def serve(settings: Settings) -> None:
 async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core: CrossEncoderCore) -> None:
     if triton is None:
         return
+    # Export needs torch and transformers; a gateway in front of an external Triton never imports them.
+    from crossrank.model_setup import ensure_models
+
     names = await asyncio.to_thread(ensure_models, settings.models, settings.repository)
     if names and not settings.default_model:
         core.set_default(names[0])

@@ -12,21 +12,16 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from crossrank import log_format
+
 DEFAULT_TARGET = "localhost:50051"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("transformers", "torch", "huggingface_hub", "sentence_transformers"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _export(args: argparse.Namespace) -> int:
     from crossrank.export.engines import UnsupportedEngineError
     from crossrank.export.exporter import ExportError, ExportOptions, export
 
-    _setup_logging("INFO")
+    log_format.setup("INFO")
     try:
         report = export(ExportOptions(
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
@@ -46,20 +41,20 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from crossrank import settings as settings_module
-    from crossrank.app import StartupError, serve
-    from crossrank.export.exporter import ExportError
+    from crossrank.app import serve
 
     try:
         settings = settings_module.load(args.config, os.environ, {
             "host": args.host, "port": args.port, "repository": args.repository, "triton_url": args.triton_url,
-            "models": args.model or None, "default_model": args.default_model, "log_level": args.log_level})
+            "models": args.model or None, "default_model": args.default_model, "log_level": args.log_level,
+            "log_format": args.log_format, "metrics_port": args.metrics_port})
     except settings_module.SettingsError as exc:
         print(f"crossrank serve: error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    log_format.setup(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
-    except (StartupError, ExportError, ValueError) as exc:
+    except (RuntimeError, ValueError) as exc:  # StartupError, ExportError, bad model specs: one clear line
         logging.getLogger("crossrank").error("cannot start: %s", exc)
         return 1
     return 0
@@ -109,14 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossrank", description="Serve cross-encoders on Triton.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from crossrank.export.engines import ENGINES
-
     p = sub.add_parser("export", help="export a cross-encoder into a Triton model repository")
     p.add_argument("source", help="Hugging Face model id or local model directory")
     p.add_argument("--name", required=True, help="served model name")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
-    p.add_argument("--engine", choices=sorted(ENGINES), default="onnx-python")
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--engine", default="onnx-python", help="onnx-python (default)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default) or int8")
     p.add_argument("--max-length", type=int, default=None, help="default: the model's own")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -131,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--triton-url", default=None, help="external Triton gRPC address; default: embedded")
     p.add_argument("--log-level", default=None)
+    p.add_argument("--log-format", default=None, choices=["text", "json"])
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port; 0 = free port, -1 = off")
     p.set_defaults(func=_serve)
 
     sub.add_parser("bench", help="benchmark served vs in-process ONNX Runtime vs sentence-transformers "

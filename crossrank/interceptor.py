@@ -20,6 +20,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from crossrank.errors import CrossrankError
+from crossrank.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("crossrank.access")
@@ -60,6 +61,9 @@ def _pairs(request: Any) -> int:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: GatewayMetrics | None = None) -> None:
+        self._metrics = metrics
+
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
@@ -76,8 +80,12 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            response: Any = None
+            if self._metrics:
+                self._metrics.in_flight.inc()
             try:
-                return await inner(request, context)
+                response = await inner(request, context)
+                return response
             except CrossrankError as exc:
                 code = exc.code
                 await context.abort_with_status(rpc_status.to_status(to_status(exc, request_id)))
@@ -93,9 +101,21 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 internal = CrossrankError(f"internal error (request id {request_id})")
                 await context.abort_with_status(rpc_status.to_status(to_status(internal, request_id)))
             finally:
+                elapsed = time.perf_counter() - started
+                model = getattr(response, "model", "") or getattr(request, "model", "") or "-"
                 access_log.info("request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f",
-                                request_id, short, getattr(request, "model", "") or "-", _pairs(request),
-                                code.name, (time.perf_counter() - started) * 1000)
+                                request_id, short, model, _pairs(request), code.name, elapsed * 1000,
+                                extra={"request_id": request_id, "method": short, "model": model,
+                                       "pairs": _pairs(request), "code": code.name,
+                                       "latency_ms": round(elapsed * 1000, 2)})
+                if self._metrics:
+                    self._metrics.in_flight.dec()
+                    self._metrics.requests.labels(short, model, code.name).inc()
+                    self._metrics.latency.labels(short).observe(elapsed)
+                    usage = getattr(response, "usage", None)
+                    if usage is not None:
+                        self._metrics.pairs.labels(model).inc(usage.pairs)
+                        self._metrics.tokens.labels(model).inc(usage.tokens)
             raise AssertionError("unreachable")  # abort_with_status always raises
 
         return grpc.unary_unary_rpc_method_handler(

@@ -14,6 +14,7 @@ import numpy as np
 from crossrank import activation, validation
 from crossrank.backend import ScoredPairs, ScoringBackend
 from crossrank.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
+from crossrank.metrics import GatewayMetrics
 from crossrank.model_info import Activation, ModelInfo, Task
 from crossrank.validation import Limits
 
@@ -81,8 +82,10 @@ class ClassifyOutcome:
 class CrossEncoderCore:
     """Rerank, Classify and ListModels over a `ScoringBackend`."""
 
-    def __init__(self, backend: ScoringBackend, limits: Limits, default_model: str = "") -> None:
+    def __init__(self, backend: ScoringBackend, limits: Limits, default_model: str = "",
+                 metrics: GatewayMetrics | None = None) -> None:
         self._backend = backend
+        self._metrics = metrics
         self._limits = limits
         self._configured_default = default_model
         self._models: dict[str, ModelInfo] = {}
@@ -127,8 +130,8 @@ class CrossEncoderCore:
         if model.task is not Task.RERANK:
             raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
                                  "use Classify, or Rerank with a one-logit model")
-        scored = await self._backend.score(model, [query.query] * len(query.documents), list(query.documents),
-                                           query.timeout)
+        scored = await self._score(model, [query.query] * len(query.documents), list(query.documents),
+                                   query.timeout)
         self._check_lengths(model, scored, query.truncate, "documents[{}]")
         scores = self._scores(model, scored, query.raw_scores)[:, 0]
         order = np.argsort(-scores, kind="stable")
@@ -142,8 +145,7 @@ class CrossEncoderCore:
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
         model = await self.resolve(query.model)
-        scored = await self._backend.score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs],
-                                           query.timeout)
+        scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout)
         self._check_lengths(model, scored, query.truncate, "inputs[{}]")
         scores = self._scores(model, scored, query.raw_scores)
         results = []
@@ -152,6 +154,15 @@ class CrossEncoderCore:
             results.append(ClassifiedPair(model.labels[best], float(row[best]),
                                           tuple(zip(model.labels, (float(s) for s in row)))))
         return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored))
+
+    async def _score(self, model: ModelInfo, texts: list[str], text_pairs: list[str],
+                     timeout: float | None) -> ScoredPairs:
+        started = time.perf_counter()
+        try:
+            return await self._backend.score(model, texts, text_pairs, timeout)
+        finally:
+            if self._metrics:
+                self._metrics.backend_latency.labels(model.name).observe(time.perf_counter() - started)
 
     @staticmethod
     def _scores(model: ModelInfo, scored: ScoredPairs, raw: bool) -> np.ndarray:

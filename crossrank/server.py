@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from crossrank.interceptor import ErrorInterceptor
+from crossrank.metrics import GatewayMetrics
 from crossrank.scoring import CrossEncoderCore
 from crossrank.servicer import CrossEncoderServicer
 
@@ -17,9 +18,10 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CrossEncoderService"].full_name
 HEALTH_SERVICES = ("", SERVICE_NAME)
 
 
-def build_server(core: CrossEncoderCore, max_message_bytes: int) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_server(core: CrossEncoderCore, max_message_bytes: int,
+                 metrics: GatewayMetrics | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(metrics)],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes)],
     )

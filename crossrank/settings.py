@@ -37,6 +37,10 @@ class Settings:
     max_message_bytes: int = 32 * 1024 * 1024
     shutdown_grace_s: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int = 9400
+    triton_grpc_port: int = 0
+    triton_metrics_port: int = 0
 
     @property
     def limits(self) -> Limits:
@@ -57,6 +61,10 @@ _KEYS: dict[str, tuple[str, str]] = {
     "limits.max_message_bytes": ("max_message_bytes", "CROSSRANK_MAX_MESSAGE_BYTES"),
     "shutdown.grace_s": ("shutdown_grace_s", "CROSSRANK_SHUTDOWN_GRACE_S"),
     "logging.level": ("log_level", "CROSSRANK_LOG_LEVEL"),
+    "logging.format": ("log_format", "CROSSRANK_LOG_FORMAT"),
+    "metrics.port": ("metrics_port", "CROSSRANK_METRICS_PORT"),
+    "triton.grpc_port": ("triton_grpc_port", "CROSSRANK_TRITON_GRPC_PORT"),
+    "triton.metrics_port": ("triton_metrics_port", "CROSSRANK_TRITON_METRICS_PORT"),
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -99,8 +107,13 @@ def _convert(field: str, value: Any, key: str) -> Any:
 
 
 def _check(settings: Settings) -> Settings:
-    if not 0 <= settings.port <= 65535:
-        raise SettingsError(f"setting listen.port: {settings.port} is not a port number")
+    for key, port, lowest in (("listen.port", settings.port, 0), ("metrics.port", settings.metrics_port, -1),
+                              ("triton.grpc_port", settings.triton_grpc_port, 0),
+                              ("triton.metrics_port", settings.triton_metrics_port, 0)):
+        if not lowest <= port <= 65535:
+            raise SettingsError(f"setting {key}: {port} is not a port number")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting logging.format: text or json, got {settings.log_format!r}")
     for key, value in (("limits.max_documents", settings.max_documents),
                        ("limits.max_text_chars", settings.max_text_chars),
                        ("limits.max_message_bytes", settings.max_message_bytes)):

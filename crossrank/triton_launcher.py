@@ -48,6 +48,8 @@ class TritonOptions:
     startup_timeout_s: float = 180.0
     stop_timeout_s: float = 60.0
     log_verbose: int = 0
+    grpc_port: int = 0  # 0 = a free port
+    metrics_port: int = 0
 
 
 def triton_package_dir() -> Path:
@@ -122,8 +124,8 @@ class EmbeddedTriton:
     def reserve_ports(self) -> str:
         """Picks Triton's ports now, so that clients can be built before it starts; returns its address."""
         if not self.grpc_port:
-            self.grpc_port = free_port(self._options.host)
-            self.metrics_port = free_port(self._options.host)
+            self.grpc_port = self._options.grpc_port or free_port(self._options.host)
+            self.metrics_port = self._options.metrics_port or free_port(self._options.host)
         return self.url
 
     async def start(self) -> str:

@@ -1,0 +1,55 @@
+"""Prometheus metrics of the gateway and of Triton, scraped after traffic; access log lines."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import pytest
+from crossrank_client import CrossEncoderClient, CrossrankClientError
+
+from tests.e2e.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def _value(text: str, pattern: str) -> float:
+    match = re.search(rf"^{pattern} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"no sample {pattern}"
+    return float(match.group(1))
+
+
+def test_gateway_and_triton_metrics_after_traffic(server: ServerProcess) -> None:
+    before = _scrape(server.metrics_port)
+    with CrossEncoderClient(server.target) as client:
+        for _ in range(3):
+            client.rerank("alpha", ["beta gamma", "alpha delta"], model="tiny-bert")
+        with pytest.raises(CrossrankClientError):
+            client.rerank("", ["x"], model="tiny-bert")
+    after = _scrape(server.metrics_port)
+
+    ok = r'crossrank_requests_total\{code="OK",method="Rerank",model="tiny-bert"\}'
+    bad = r'crossrank_requests_total\{code="INVALID_ARGUMENT",method="Rerank",model="tiny-bert"\}'
+    assert _value(after, ok) - (_value(before, ok) if re.search(ok, before) else 0) == 3
+    assert _value(after, bad) >= 1
+    assert _value(after, r'crossrank_pairs_total\{model="tiny-bert"\}') >= 6
+    assert _value(after, r'crossrank_tokens_total\{model="tiny-bert"\}') > 0
+    assert _value(after, r'crossrank_backend_duration_seconds_count\{model="tiny-bert"\}') >= 3
+    assert _value(after, r'crossrank_request_duration_seconds_count\{method="Rerank"\}') >= 4
+    assert _value(after, "crossrank_triton_ready") == 1
+    assert _value(after, "crossrank_inflight_requests") == 0
+
+    triton = _scrape(server.triton_metrics_port)
+    assert _value(triton, r'nv_inference_request_success\{model="tiny-bert",version="1"\}') >= 3
+
+
+def test_access_log_has_one_line_per_request(server: ServerProcess) -> None:
+    with CrossEncoderClient(server.target) as client:
+        client.rerank("alpha", ["beta"], model="tiny-bert")
+    lines = [line for line in server.log().splitlines() if "crossrank.access" in line and "method=Rerank" in line]
+    assert lines and re.search(r"request_id=\w+ method=Rerank model=tiny-bert pairs=1 code=OK latency_ms=", lines[-1])
