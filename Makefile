@@ -7,16 +7,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit bench bench-quick lint proto proto-check clean
+.PHONY: help setup serve test test-unit bench bench-quick lint lint-deploy proto proto-check clean
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
 	@echo "make test        set up .venv and run the whole test suite"
 	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
-	@echo "make lint        ruff, mypy, buf lint and the generated-code staleness check"
+	@echo "make lint        ruff, mypy, buf lint, generated-code staleness, hadolint, kustomize + kubernetes-validate"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
 
-$(STAMP): requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml
+$(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/server.txt -r requirements/dev.txt
@@ -42,10 +42,19 @@ bench: setup
 bench-quick: setup
 	$(VENV)/bin/crossrank bench --quick
 
-lint: setup proto-check
+lint: setup proto-check lint-deploy
 	$(VENV)/bin/ruff check crossrank client tests tools
 	$(VENV)/bin/mypy crossrank client/crossrank_client
 	cd proto && ../$(VENV)/bin/buf lint
+
+# Dockerfiles and Kubernetes manifests are checked statically (no container runtime or cluster here).
+K8S_VERSION ?= 1.32.0
+lint-deploy: setup
+	$(VENV)/bin/hadolint docker/*.Dockerfile
+	set -o pipefail; for overlay in docker/k8s/overlays/*/; do \
+	  echo "kustomize $$overlay"; \
+	  kubectl kustomize "$$overlay" | $(VENV)/bin/kubernetes-validate --strict --quiet -k $(K8S_VERSION) - || exit 1; \
+	done
 
 proto: setup
 	$(PY) tools/gen_proto.py

@@ -16,6 +16,9 @@ from crossrank.servicer import CrossEncoderServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CrossEncoderService"].full_name
 HEALTH_SERVICES = ("", SERVICE_NAME)
+# SERVING while the gateway process runs, whatever Triton's state: for liveness probes, so that a slow or
+# restarting Triton does not get the gateway restarted too.
+LIVENESS_SERVICE = "crossrank.liveness"
 
 
 def build_server(core: CrossEncoderCore, max_message_bytes: int,
@@ -38,3 +41,4 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in HEALTH_SERVICES:
         await health_servicer.set(name, status)
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)

@@ -143,3 +143,20 @@ def test_health_and_reflection(gateway: GatewayThread) -> None:
         replies = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
         names = {s.name for s in replies[0].list_services_response.service}
         assert SERVICE_NAME in names and "grpc.health.v1.Health" in names
+
+
+def test_container_healthcheck_command(gateway: GatewayThread) -> None:
+    from crossrank.healthcheck import main as healthcheck
+
+    target = f"127.0.0.1:{gateway.port}"
+    assert healthcheck(["--target", target]) == 0
+    assert healthcheck(["--target", target, "--service", "crossrank.liveness"]) == 0
+    asyncio.run_coroutine_threadsafe(set_serving(gateway.health, False), gateway.loop).result(5)
+    try:
+        assert healthcheck(["--target", target]) == 1
+        assert healthcheck(["--target", target, "--service", "crossrank.liveness"]) == 0
+    finally:
+        asyncio.run_coroutine_threadsafe(set_serving(gateway.health, True), gateway.loop).result(5)
+    from crossrank.triton_launcher import free_port
+
+    assert healthcheck(["--target", f"127.0.0.1:{free_port()}", "--timeout", "1"]) == 1
