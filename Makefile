@@ -51,7 +51,7 @@ lint: setup proto-check lint-deploy
 K8S_VERSION ?= 1.32.0
 lint-deploy: setup
 	$(VENV)/bin/hadolint docker/*.Dockerfile
-	set -o pipefail; for overlay in docker/k8s/overlays/*/; do \
+	set -o pipefail; for overlay in docker/k8s/overlays/*/ docker/k8s/export-job/; do \
 	  echo "kustomize $$overlay"; \
 	  kubectl kustomize "$$overlay" | $(VENV)/bin/kubernetes-validate --strict --quiet -k $(K8S_VERSION) - || exit 1; \
 	done

@@ -67,3 +67,22 @@ def test_failed_export_writes_nothing(tmp_path: Path, tiny_bert_dir: Path) -> No
     assert not (tmp_path / "r" / "x").exists()
     with pytest.raises(UnsupportedEngineError):
         export(ExportOptions(source=str(tiny_bert_dir), name="x", repository=tmp_path / "r", precision="fp8"))
+
+
+def test_tensorrt_plan_command_keeps_layernorm_in_fp32(repo: Path) -> None:
+    import shlex
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    onnx_path = repo / "tiny_encoder" / "1" / "model.onnx"
+    out = subprocess.run([sys.executable, str(root / "docker" / "build_tensorrt_plan.py"), str(onnx_path),
+                          "--output", "model.plan", "--max-length", "64", "--dry-run"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    command = shlex.split(out.strip())
+    assert command[0] == "trtexec" and "--fp16" in command
+    flags = dict(arg.split("=", 1) for arg in command[1:] if "=" in arg)
+    assert flags["--maxShapes"] == "input_ids:256x64,attention_mask:256x64,token_type_ids:256x64"
+    layer_norms = flags["--layerPrecisions"].split(",")
+    assert layer_norms and all(spec.endswith(":fp32") for spec in layer_norms)
+    assert len(layer_norms) == 1 + 2 * 2  # embeddings + two per layer of the 2-layer model

@@ -63,6 +63,8 @@ def test_every_crossrank_command_line_is_accepted_by_the_cli(pod: dict[str, Any]
     export_entry = _dockerfile_array(DOCKER / "export.Dockerfile", "ENTRYPOINT")
     _parses(export_entry + _dockerfile_array(DOCKER / "export.Dockerfile", "CMD"))
     _parses(export_entry + compose["export"]["command"])
+    job = _yaml(DOCKER / "k8s" / "export-job" / "job.yaml")["spec"]["template"]["spec"]["containers"][0]
+    _parses(["crossrank", "export", *job["args"]])
 
 
 def test_pod_config_is_valid_and_ports_agree(pod: dict[str, Any]) -> None:
