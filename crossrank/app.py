@@ -12,10 +12,11 @@ import asyncio
 import logging
 import signal
 
+from crossrank.admission import ApiKeys, Limiter, read_key_file
 from crossrank.errors import CrossrankError
 from crossrank.metrics import GatewayMetrics
 from crossrank.scoring import CrossEncoderCore
-from crossrank.server import build_server, set_serving
+from crossrank.server import add_port, build_server, set_serving
 from crossrank.settings import Settings
 from crossrank.triton_backend import TritonBackend
 from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptions
@@ -64,16 +65,19 @@ async def serve(settings: Settings) -> None:
     if settings.metrics_port >= 0:
         metrics.serve(settings.host, settings.metrics_port)
     core = CrossEncoderCore(backend, settings.limits, settings.default_model, metrics)
-    server, health = build_server(core, settings.max_message_bytes, metrics)
+    keys = list(settings.api_keys) + (read_key_file(settings.api_keys_file) if settings.api_keys_file else [])
+    server, health = build_server(core, settings.max_message_bytes, metrics, ApiKeys(keys),
+                                  Limiter(settings.max_in_flight, settings.max_queue))
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = add_port(server, address, settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: the port is in use or the address is invalid") from exc
     await server.start()
-    logger.info("gateway listening on %s:%d (gRPC; health NOT_SERVING until the models are ready)",
-                settings.host, port)
+    security = ("mutual TLS" if settings.tls_client_ca_file else "TLS") if settings.tls_cert_file else "plaintext"
+    logger.info("gateway listening on %s:%d (gRPC, %s, %s; health NOT_SERVING until the models are ready)",
+                settings.host, port, security, f"{len(keys)} API keys" if keys else "no API key required")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

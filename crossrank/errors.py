@@ -61,3 +61,21 @@ class BackendError(CrossrankError):
 
     def __init__(self) -> None:
         super().__init__("internal error", "INTERNAL", (), grpc.StatusCode.INTERNAL)
+
+
+class UnauthenticatedError(CrossrankError):
+    def __init__(self) -> None:
+        super().__init__("missing or invalid API key: send metadata 'authorization: Bearer <key>'",
+                         "UNAUTHENTICATED", (), grpc.StatusCode.UNAUTHENTICATED)
+
+
+class OverloadedError(CrossrankError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the server is at capacity ({limit} requests in flight and queued); retry with backoff",
+                         "OVERLOADED", (), grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class MalformedRequestError(CrossrankError):
+    def __init__(self) -> None:
+        super().__init__("the request is not a valid protobuf message (strings must be UTF-8)",
+                         "MALFORMED_REQUEST", (), grpc.StatusCode.INVALID_ARGUMENT)

@@ -16,10 +16,12 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.errors import CrossrankError
+from crossrank.admission import ApiKeys, Limiter
+from crossrank.errors import CrossrankError, MalformedRequestError
 from crossrank.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
@@ -60,9 +62,29 @@ def _pairs(request: Any) -> int:
     return 0
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse, so the client gets INVALID_ARGUMENT, not INTERNAL."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return deserialize
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(self, metrics: GatewayMetrics | None = None, api_keys: ApiKeys | None = None,
+                 limiter: Limiter | None = None) -> None:
         self._metrics = metrics
+        self._api_keys = api_keys or ApiKeys(())
+        self._limiter = limiter
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -84,7 +106,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             if self._metrics:
                 self._metrics.in_flight.inc()
             try:
-                response = await inner(request, context)
+                self._api_keys.check(context.invocation_metadata())
+                if isinstance(request, _Undecodable):
+                    raise MalformedRequestError()
+                if self._limiter is None:
+                    response = await inner(request, context)
+                else:
+                    async with self._limiter.admit():
+                        response = await inner(request, context)
                 return response
             except CrossrankError as exc:
                 code = exc.code
@@ -119,5 +148,5 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             raise AssertionError("unreachable")  # abort_with_status always raises
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer,
+            guarded, request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer)

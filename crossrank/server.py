@@ -9,6 +9,7 @@ from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from crossrank.admission import ApiKeys, Limiter
 from crossrank.interceptor import ErrorInterceptor
 from crossrank.metrics import GatewayMetrics
 from crossrank.scoring import CrossEncoderCore
@@ -21,10 +22,11 @@ HEALTH_SERVICES = ("", SERVICE_NAME)
 LIVENESS_SERVICE = "crossrank.liveness"
 
 
-def build_server(core: CrossEncoderCore, max_message_bytes: int,
-                 metrics: GatewayMetrics | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_server(core: CrossEncoderCore, max_message_bytes: int, metrics: GatewayMetrics | None = None,
+                 api_keys: ApiKeys | None = None,
+                 limiter: Limiter | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(metrics)],
+        interceptors=[ErrorInterceptor(metrics, api_keys, limiter)],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes)],
     )
@@ -35,6 +37,22 @@ def build_server(core: CrossEncoderCore, max_message_bytes: int,
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server)
     return server, health_servicer
+
+
+def add_port(server: grpc.aio.Server, address: str, cert_file: str = "", key_file: str = "",
+             client_ca_file: str = "") -> int:
+    """Binds `address`, with TLS when a certificate is given (mutual TLS when a client CA is given too)."""
+    if not cert_file:
+        return server.add_insecure_port(address)
+    with open(cert_file, "rb") as cert, open(key_file, "rb") as key:
+        pair = (key.read(), cert.read())
+    root = None
+    if client_ca_file:
+        with open(client_ca_file, "rb") as ca:
+            root = ca.read()
+    credentials = grpc.ssl_server_credentials([pair], root_certificates=root,
+                                              require_client_auth=bool(client_ca_file))
+    return server.add_secure_port(address, credentials)
 
 
 async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:

@@ -41,6 +41,18 @@ class Settings:
     metrics_port: int = 9400
     triton_grpc_port: int = 0
     triton_metrics_port: int = 0
+    max_in_flight: int = 32
+    max_queue: int = 256
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    api_keys: tuple[str, ...] = ()
+    api_keys_file: str = ""
+
+    def __repr__(self) -> str:  # API keys never reach a log line
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["api_keys"] = f"<{len(self.api_keys)} keys>"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def limits(self) -> Limits:
@@ -65,6 +77,13 @@ _KEYS: dict[str, tuple[str, str]] = {
     "metrics.port": ("metrics_port", "CROSSRANK_METRICS_PORT"),
     "triton.grpc_port": ("triton_grpc_port", "CROSSRANK_TRITON_GRPC_PORT"),
     "triton.metrics_port": ("triton_metrics_port", "CROSSRANK_TRITON_METRICS_PORT"),
+    "limits.max_in_flight": ("max_in_flight", "CROSSRANK_MAX_IN_FLIGHT"),
+    "limits.max_queue": ("max_queue", "CROSSRANK_MAX_QUEUE"),
+    "tls.cert_file": ("tls_cert_file", "CROSSRANK_TLS_CERT_FILE"),
+    "tls.key_file": ("tls_key_file", "CROSSRANK_TLS_KEY_FILE"),
+    "tls.client_ca_file": ("tls_client_ca_file", "CROSSRANK_TLS_CLIENT_CA_FILE"),
+    "auth.api_keys": ("api_keys", "CROSSRANK_API_KEYS"),
+    "auth.api_keys_file": ("api_keys_file", "CROSSRANK_API_KEYS_FILE"),
 }
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -114,7 +133,19 @@ def _check(settings: Settings) -> Settings:
             raise SettingsError(f"setting {key}: {port} is not a port number")
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"setting logging.format: text or json, got {settings.log_format!r}")
-    for key, value in (("limits.max_documents", settings.max_documents),
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise SettingsError("settings tls.cert_file and tls.key_file: give both or neither")
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise SettingsError("setting tls.client_ca_file: mutual TLS needs tls.cert_file and tls.key_file")
+    for key, path in (("tls.cert_file", settings.tls_cert_file), ("tls.key_file", settings.tls_key_file),
+                      ("tls.client_ca_file", settings.tls_client_ca_file),
+                      ("auth.api_keys_file", settings.api_keys_file)):
+        if path and not Path(path).is_file():
+            raise SettingsError(f"setting {key}: no file at {path}")
+    if settings.max_queue < 0:
+        raise SettingsError(f"setting limits.max_queue: must be 0 or more, got {settings.max_queue}")
+    for key, value in (("limits.max_in_flight", settings.max_in_flight),
+                       ("limits.max_documents", settings.max_documents),
                        ("limits.max_text_chars", settings.max_text_chars),
                        ("limits.max_message_bytes", settings.max_message_bytes)):
         if value <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,8 +27,9 @@ def fake_logits(text: str, text_pair: str, labels: int) -> list[float]:
 
 
 class FakeBackend:
-    def __init__(self, models: Sequence[ModelInfo] = (RERANKER, NLI)) -> None:
+    def __init__(self, models: Sequence[ModelInfo] = (RERANKER, NLI), delay_s: float = 0.0) -> None:
         self.available = True
+        self.delay_s = delay_s  # simulated inference time, for overload tests
         self.calls: list[int] = []  # pairs per backend call, after splitting
         self._models = list(models)
 
@@ -43,6 +45,8 @@ class FakeBackend:
                     timeout: float | None) -> ScoredPairs:
         if not self.available:
             raise BackendUnavailableError()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         step = model.max_batch_size
         for i in range(0, len(texts), step):
             self.calls.append(len(texts[i:i + step]))

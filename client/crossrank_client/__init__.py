@@ -1,5 +1,6 @@
 """Typed Python client for crossrank, the cross-encoder (reranker and pair classifier) server."""
 
+from crossrank_client._options import RetryPolicy, tls_credentials
 from crossrank_client.aio import AsyncCrossEncoderClient
 from crossrank_client.client import CrossEncoderClient
 from crossrank_client.errors import CrossrankClientError, FieldViolation
@@ -24,5 +25,7 @@ __all__ = [
     "ModelInfo",
     "RerankResponse",
     "RerankResult",
+    "RetryPolicy",
     "Usage",
+    "tls_credentials",
 ]

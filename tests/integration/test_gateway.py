@@ -4,7 +4,6 @@ reflection and the health service."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 
 import grpc
@@ -13,43 +12,9 @@ from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, Crossr
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from crossrank.scoring import CrossEncoderCore
-from crossrank.server import SERVICE_NAME, build_server, set_serving
-from crossrank.validation import Limits
-from tests.fakes import NLI, RERANKER, FakeBackend
-
-
-class GatewayThread:
-    """Runs the gateway's asyncio server in its own thread, so blocking clients can call it."""
-
-    def __init__(self) -> None:
-        self.backend = FakeBackend()
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        core = CrossEncoderCore(self.backend, Limits(max_documents=50, max_text_chars=1000), RERANKER.name)
-        self.server, self.health = build_server(core, 1024 * 1024)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        await self.server.start()
-        await set_serving(self.health, True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(None), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+from crossrank.server import SERVICE_NAME, set_serving
+from tests.fakes import NLI, RERANKER
+from tests.integration.gateway_thread import GatewayThread
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,71 @@
+"""Who may call and how many at once: API keys (bearer tokens) and a bounded number of requests in flight
+and waiting. Beyond the bound a request is refused at once with RESOURCE_EXHAUSTED, so overload shows as
+fast, retryable errors instead of unbounded latency and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from crossrank.errors import OverloadedError, UnauthenticatedError
+
+AUTHORIZATION = "authorization"
+
+
+class ApiKeys:
+    """Accepts `authorization: Bearer <key>` for any configured key; no keys configured = no check."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
+        if not self._keys:
+            return
+        presented = b""
+        for key, value in metadata or ():
+            if key == AUTHORIZATION:
+                raw = value.encode() if isinstance(value, str) else value
+                if raw[:7].lower() == b"bearer ":
+                    presented = raw[7:].strip()
+        # Compare with every key, without an early exit, so timing says nothing about which key is close.
+        matched = False
+        for known in self._keys:
+            matched |= hmac.compare_digest(presented, known)
+        if not matched:
+            raise UnauthenticatedError()
+
+
+class Limiter:
+    """At most `max_in_flight` requests run at once and `max_queue` more wait; the rest are refused."""
+
+    def __init__(self, max_in_flight: int, max_queue: int) -> None:
+        self._running = asyncio.Semaphore(max_in_flight)
+        self._capacity = max_in_flight + max_queue
+        self._admitted = 0
+
+    @property
+    def admitted(self) -> int:
+        return self._admitted
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        if self._admitted >= self._capacity:
+            raise OverloadedError(self._capacity)
+        self._admitted += 1
+        try:
+            async with self._running:
+                yield
+        finally:
+            self._admitted -= 1
+
+
+def read_key_file(path: str) -> list[str]:
+    """One key per line; blank lines and lines starting with # are ignored (a Kubernetes Secret mount)."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]

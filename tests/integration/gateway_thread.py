@@ -1,0 +1,54 @@
+"""Runs the real gateway server (fake backend) in its own thread and event loop, so that blocking clients,
+async clients and raw gRPC channels can all call it over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from crossrank.admission import ApiKeys, Limiter
+from crossrank.scoring import CrossEncoderCore
+from crossrank.server import add_port, build_server, set_serving
+from crossrank.validation import Limits
+from tests.fakes import RERANKER, FakeBackend
+
+
+class GatewayThread:
+    def __init__(self, *, api_keys: tuple[str, ...] = (), max_in_flight: int = 0, max_queue: int = 0,
+                 tls: tuple[str, str, str] = ("", "", ""), delay_s: float = 0.0) -> None:
+        self.backend = FakeBackend(delay_s=delay_s)
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._api_keys = api_keys
+        self._limiter = (max_in_flight, max_queue)
+        self._tls = tls
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        core = CrossEncoderCore(self.backend, Limits(max_documents=50, max_text_chars=1000), RERANKER.name)
+        limiter = Limiter(*self._limiter) if self._limiter[0] else None
+        self.server, self.health = build_server(core, 1024 * 1024, None, ApiKeys(self._api_keys), limiter)
+        self.port = add_port(self.server, "127.0.0.1:0", *self._tls)
+        await self.server.start()
+        await set_serving(self.health, True)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> GatewayThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(None), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
