@@ -24,6 +24,8 @@ from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptio
 logger = logging.getLogger(__name__)
 
 _MONITOR_INTERVAL_S = 1.0
+_RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a dead embedded Triton
+_STABLE_AFTER_S = 60.0  # a Triton that ran this long before dying restarts after the shortest wait
 
 
 class StartupError(RuntimeError):
@@ -44,7 +46,6 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
                 logger.info("serving %s (default %s)", ", ".join(m.name for m in models), core.default_model)
             ready = bool(models)
         if triton is not None and started.is_set() and not triton.running:
-            logger.error("Triton exited unexpectedly; requests get UNAVAILABLE")
             ready = False
         metrics.triton_ready.set(1 if ready else 0)
         if ready != serving:
@@ -52,6 +53,27 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
             await set_serving(health, serving)
             logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
         await asyncio.sleep(_MONITOR_INTERVAL_S)
+
+
+async def _supervise(triton: EmbeddedTriton, started: asyncio.Event) -> None:
+    """Restarts an embedded Triton that died, with exponential backoff while it keeps dying soon after start."""
+    await started.wait()
+    backoff = _RESTART_BACKOFF_S[0]
+    while True:
+        up_since = asyncio.get_running_loop().time()
+        code = await triton.wait_exit()
+        if asyncio.get_running_loop().time() - up_since < _STABLE_AFTER_S:
+            backoff = min(backoff * 2, _RESTART_BACKOFF_S[1])
+        else:
+            backoff = _RESTART_BACKOFF_S[0]
+        logger.error("Triton exited unexpectedly (exit code %s); requests get UNAVAILABLE; restarting in %.0f s",
+                     code, backoff)
+        await asyncio.sleep(backoff)
+        try:
+            await triton.restart()
+            logger.info("Triton restarted")
+        except LauncherError as exc:
+            logger.error("Triton restart failed: %s", str(exc).splitlines()[0])
 
 
 async def serve(settings: Settings) -> None:
@@ -85,6 +107,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     started = asyncio.Event()
     monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics))
+    supervisor = asyncio.create_task(_supervise(triton, started)) if triton is not None else None
     try:
         startup = asyncio.create_task(_start_backend(settings, triton, core))
         await asyncio.wait({startup, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
@@ -98,6 +121,8 @@ async def serve(settings: Settings) -> None:
                     settings.shutdown_grace_s)
     finally:
         monitor.cancel()
+        if supervisor is not None:
+            supervisor.cancel()
         await set_serving(health, False)
         await server.stop(settings.shutdown_grace_s)
         await backend.close()

@@ -158,6 +158,17 @@ class EmbeddedTriton:
         logger.info("Triton is ready on %s", self.url)
         return self.url
 
+    async def wait_exit(self) -> int:
+        """Waits until the Triton process exits; returns its exit code."""
+        assert self._process is not None
+        return await self._process.wait()
+
+    async def restart(self) -> str:
+        """Cleans up after a dead (or live) Triton and starts a new one on the same ports."""
+        await self.stop()
+        self._log_tail.clear()
+        return await self.start()
+
     async def _forward_log(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         while line := await self._process.stdout.readline():

@@ -1,0 +1,155 @@
+"""Faults with the real gateway and the real Triton: Triton killed under load, Triton absent at start and
+coming back (external mode), and SIGTERM while requests are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, CrossrankClientError, RetryPolicy
+from grpc_health.v1 import health_pb2
+
+from crossrank.triton_launcher import free_port
+from tests.e2e.server_process import ServerProcess, alive, children
+
+pytestmark = pytest.mark.e2e
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def _triton_pid(server: ServerProcess) -> int:
+    for pid in children(server.process.pid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "tritonserver":
+                return pid
+        except OSError:
+            continue
+    raise AssertionError("no tritonserver child")
+
+
+def _wait(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise TimeoutError
+
+
+def test_killed_triton_is_restarted_and_no_call_hangs(repository: Path, tmp_path: Path) -> None:
+    server = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+                           log=tmp_path / "serve.log")
+    outcomes: list[tuple[str, float]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with CrossEncoderClient(server.target, retry=NO_RETRY, timeout=5) as client:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    client.rerank("alpha", ["beta", "alpha gamma"])
+                    outcomes.append(("OK", time.monotonic() - started))
+                except CrossrankClientError as exc:
+                    outcomes.append((exc.code.name, time.monotonic() - started))
+
+    try:
+        server.wait_serving()
+        old = _triton_pid(server)
+        worker = threading.Thread(target=load)
+        worker.start()
+        _wait(lambda: len(outcomes) >= 5, 30)
+        os.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _wait(lambda: server.health() != SERVING, 10)
+        _wait(lambda: server.health() == SERVING, 120)
+        with CrossEncoderClient(server.target, timeout=30) as client:
+            assert len(client.rerank("alpha", ["beta"])) == 1
+        recovery = time.monotonic() - killed_at
+        stop.set()
+        worker.join(30)
+        print(f"\nTriton killed: SERVING again and answering after {recovery:.1f} s")
+        assert recovery < 60
+        assert _triton_pid(server) != old
+        codes = {code for code, _ in outcomes}
+        assert codes <= {"OK", "UNAVAILABLE"}, codes
+        assert "UNAVAILABLE" in codes
+        assert max(duration for _, duration in outcomes) < 6  # within the 5 s deadline: none hung
+        assert "restarting in" in server.log()
+    finally:
+        stop.set()
+        assert server.terminate() == 0
+
+
+def test_external_triton_absent_at_start_then_back(repository: Path, tmp_path: Path) -> None:
+    triton_port = free_port()
+    gateway = ServerProcess(["--triton-url", f"127.0.0.1:{triton_port}"], log=tmp_path / "gateway.log")
+    embedded: ServerProcess | None = None
+    try:
+        _wait(lambda: gateway.health() >= 0, 30)  # the gateway answers, Triton is not there
+        assert gateway.health() != SERVING
+        assert gateway.health("crossrank.liveness") == SERVING
+        with CrossEncoderClient(gateway.target, retry=NO_RETRY) as client:
+            with pytest.raises(CrossrankClientError) as caught:
+                client.rerank("q", ["d"])
+            assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+        for round_ in range(2):
+            embedded = ServerProcess(["--repository", str(repository)], log=tmp_path / f"triton{round_}.log",
+                                     env={"CROSSRANK_TRITON_GRPC_PORT": str(triton_port)})
+            embedded.wait_serving()
+            _wait(lambda: gateway.health() == SERVING, 30)
+            with CrossEncoderClient(gateway.target) as client:
+                assert len(client.rerank("alpha", ["beta"], model="tiny-bert")) == 1
+            assert embedded.terminate() == 0
+            _wait(lambda: gateway.health() != SERVING, 30)
+    finally:
+        if embedded is not None and embedded.process.poll() is None:
+            embedded.terminate()
+        assert gateway.terminate() == 0
+
+
+def _inflight(server: ServerProcess) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(r"^crossrank_inflight_requests ([0-9.]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_sigterm_finishes_accepted_requests_and_refuses_new_ones(repository: Path, tmp_path: Path) -> None:
+    server = ServerProcess(["--repository", str(repository), "--default-model", "minilm"], log=tmp_path / "s.log")
+    server.wait_serving()
+    triton = _triton_pid(server)
+    documents = [" ".join(["passage words about search ranking"] * 12)] * 100
+
+    async def scenario() -> tuple[list[str], str]:
+        async with AsyncCrossEncoderClient(server.target, retry=NO_RETRY, timeout=120) as client:
+            async def call() -> str:
+                try:
+                    return f"OK:{len(await client.rerank('query about ranking', documents))}"
+                except CrossrankClientError as exc:
+                    return exc.code.name
+
+            accepted = [asyncio.create_task(call()) for _ in range(6)]
+            await asyncio.to_thread(_wait, lambda: _inflight(server) == 6, 30)
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(_wait, lambda: server.health() != SERVING, 10)
+            late = await call()
+            return list(await asyncio.gather(*accepted)), late
+
+    try:
+        results, late = asyncio.run(scenario())
+        assert results == ["OK:100"] * 6  # nothing accepted before SIGTERM is lost
+        assert late == "UNAVAILABLE"
+        assert server.process.wait(90) == 0
+        assert not alive(triton)
+    finally:
+        if server.process.poll() is None:
+            server.terminate()
