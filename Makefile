@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit bench bench-quick lint lint-deploy proto proto-check clean
+.PHONY: help setup serve test test-unit soak bench bench-quick lint lint-deploy proto proto-check clean
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
 	@echo "make test        set up .venv and run the whole test suite"
+	@echo "make soak        soak test (CROSSRANK_SOAK_SECONDS, default 180) against the real gateway and Triton"
 	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
 	@echo "make lint        ruff, mypy, buf lint, generated-code staleness, hadolint, kustomize + kubernetes-validate"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
@@ -31,7 +32,11 @@ serve: setup
 	$(VENV)/bin/crossrank serve $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak
+
+# Minutes at concurrency 32 with mixed valid and invalid requests; CROSSRANK_SOAK_SECONDS sets the length.
+soak: setup
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/soak
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit tests/integration

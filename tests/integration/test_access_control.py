@@ -83,7 +83,7 @@ def test_settings_refuse_half_a_tls_configuration(tmp_path: Path, certs: certifi
 
     config = tmp_path / "c.yaml"
     config.write_text(f"tls:\n  cert_file: {certs.server_cert}\n")
-    with pytest.raises(settings.SettingsError, match="tls.cert_file and tls.key_file"):
+    with pytest.raises(settings.SettingsError, match=r"tls\.cert_file and tls\.key_file"):
         settings.load(config, {}, {})
     config.write_text("tls:\n  client_ca_file: /nonexistent.pem\n")
     with pytest.raises(settings.SettingsError, match="client_ca_file"):
