@@ -153,3 +153,16 @@ def test_sigterm_finishes_accepted_requests_and_refuses_new_ones(repository: Pat
     finally:
         if server.process.poll() is None:
             server.terminate()
+
+
+def test_deadline_ends_the_call_and_frees_the_gateway(server: ServerProcess) -> None:
+    documents = [" ".join(["passage words about search ranking"] * 12)] * 600
+    with CrossEncoderClient(server.target, retry=NO_RETRY) as client:
+        started = time.monotonic()
+        with pytest.raises(CrossrankClientError) as caught:
+            client.rerank("query", documents, model="minilm", timeout=0.3)
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 2
+    _wait(lambda: _inflight(server) == 0, 10)
+    with CrossEncoderClient(server.target) as client:
+        assert len(client.rerank("alpha", ["beta"], model="tiny-bert")) == 1
