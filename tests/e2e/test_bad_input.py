@@ -79,6 +79,8 @@ def test_bad_input(stub: Any, name: str, request_: Any, code: grpc.StatusCode, r
         service.Rerank(request_, timeout=60)
     assert caught.value.code() == code
     assert _details(caught.value) == (reason, fields)
+    message = (caught.value.details() or "").lower()
+    assert not any(leak in message for leak in ("triton", "/", "tensor", "traceback", "input_ids", "logits"))
     assert len(service.Rerank(pb.RerankRequest(query="q", documents=["d", "e"]), timeout=60).results) == 2
 
 
