@@ -22,6 +22,7 @@ from crossrank.triton_launcher import EmbeddedTriton, TritonOptions, free_port
 
 logger = logging.getLogger(__name__)
 MODEL = "minilm-l6"
+MODEL_INT8 = "minilm-l6-int8"
 SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C: 4 clients x 100)
     "full": {"A": 30, "B": 320, "C": 24},
     "quick": {"A": 6, "B": 64, "C": 8},
@@ -30,8 +31,9 @@ SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C:
 
 def _prepare(repository: Path, cache: Path) -> Path:
     model_dir = build_demo_model(cache / "demo-model")
-    if not (repository / MODEL / "config.pbtxt").exists():
-        export(ExportOptions(source=str(model_dir), name=MODEL, repository=repository))
+    for name, precision in ((MODEL, "fp32"), (MODEL_INT8, "int8")):
+        if not (repository / name / "config.pbtxt").exists():
+            export(ExportOptions(source=str(model_dir), name=name, repository=repository, precision=precision))
     return model_dir
 
 
@@ -80,13 +82,16 @@ async def _served(repository: Path, specs: dict[str, list[workload.RerankRequest
     triton = EmbeddedTriton(TritonOptions(repository))
     url = await triton.start()
     process, target = _serve(["--triton-url", url])
-    served, direct = ServedSystem(target), TritonDirectSystem(url, MODEL)
+    served, direct = ServedSystem(target, MODEL), TritonDirectSystem(url, MODEL)
     try:
         await asyncio.to_thread(_wait_serving, target, process, 120)
         for system in (direct, served):
             results.append(await measure.run_concurrent(system.name, "A", system.score, specs["A"], 1))
             results.append(await measure.run_concurrent(system.name, "B", system.score, specs["B"], 16))
         results.append(await measure.run_concurrent(served.name, "C", served.score, specs["C"], 4))
+        int8 = ServedSystem(target, MODEL_INT8)
+        results.append(await measure.run_concurrent(int8.name, "A", int8.score, specs["A"], 1))
+        await int8.close()
         # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
         for system in (direct, served):
             results.append(await measure.run_concurrent(system.name, "B-sequential", system.score,
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("onnxruntime in-process, scenario A")
     ort_system = OnnxRuntimeSystem(args.repository, MODEL)
     results.append(measure.run_sequential(ort_system.name, "A", ort_system.score, specs["A"]))
+    ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
+    results.append(measure.run_sequential(ort_int8.name, "A", ort_int8.score, specs["A"]))
     tokens = ort_system.token_counts(specs["A"][0])
     logger.info("crossrank served and Triton direct, scenarios A, B, C")
     asyncio.run(_served(args.repository, specs, results, memory))

@@ -28,6 +28,9 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
         out["A_served_over_sentence_transformers"] = served_a["pairs_per_s"] / st["pairs_per_s"]
     if ort and st:
         out["A_onnxruntime_over_sentence_transformers"] = ort["pairs_per_s"] / st["pairs_per_s"]
+    served_int8 = _find(summary, SERVED + " int8", "A")
+    if served_int8 and st:
+        out["A_served_int8_over_sentence_transformers"] = served_int8["pairs_per_s"] / st["pairs_per_s"]
     if served_a and served_b:
         out["B_served_over_A_served"] = served_b["pairs_per_s"] / served_a["pairs_per_s"]
     for scenario in ("A", "B-sequential"):

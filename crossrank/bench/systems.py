@@ -27,9 +27,8 @@ class SentenceTransformersSystem:
 
 
 class OnnxRuntimeSystem:
-    name = "onnxruntime in-process"
-
     def __init__(self, repository: Path, model: str) -> None:
+        self.name = "onnxruntime in-process" + (" int8" if model.endswith("int8") else "")
         from crossrank.triton_models.onnx_encoder import OnnxEncoder
         from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
@@ -50,15 +49,15 @@ class OnnxRuntimeSystem:
 class ServedSystem:
     """crossrank's gateway over gRPC with the async Python client."""
 
-    name = "crossrank served"
-
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, model: str = "") -> None:
         from crossrank_client import AsyncCrossEncoderClient
 
+        self.name = "crossrank served" + (" int8" if model.endswith("int8") else "")
+        self._model = model
         self._client = AsyncCrossEncoderClient(target, timeout=300)
 
     async def score(self, spec: RerankRequestSpec) -> Any:
-        return await self._client.rerank(spec.query, spec.documents, raw_scores=True)
+        return await self._client.rerank(spec.query, spec.documents, model=self._model, raw_scores=True)
 
     async def close(self) -> None:
         await self._client.close()
