@@ -16,7 +16,7 @@ from crossrank.admission import ApiKeys, Limiter, read_key_file
 from crossrank.errors import CrossrankError
 from crossrank.metrics import GatewayMetrics
 from crossrank.scoring import CrossEncoderCore
-from crossrank.server import add_port, build_server, set_serving
+from crossrank.server import add_port, build_health_server, build_server, set_serving
 from crossrank.settings import Settings
 from crossrank.triton_backend import TritonBackend
 from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptions
@@ -97,6 +97,17 @@ async def serve(settings: Settings) -> None:
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: the port is in use or the address is invalid") from exc
     await server.start()
+    health_server = None
+    if settings.health_port >= 0:
+        health_server = build_health_server(health)
+        health_address = f"{settings.host}:{settings.health_port}"
+        try:
+            bound = health_server.add_insecure_port(health_address)
+        except RuntimeError as exc:
+            await server.stop(None)
+            raise StartupError(f"cannot listen on {health_address} (health port)") from exc
+        await health_server.start()
+        logger.info("health service also on %s:%d (plaintext, health only)", settings.host, bound)
     security = ("mutual TLS" if settings.tls_client_ca_file else "TLS") if settings.tls_cert_file else "plaintext"
     logger.info("gateway listening on %s:%d (gRPC, %s, %s; health NOT_SERVING until the models are ready)",
                 settings.host, port, security, f"{len(keys)} API keys" if keys else "no API key required")
@@ -125,6 +136,8 @@ async def serve(settings: Settings) -> None:
             supervisor.cancel()
         await set_serving(health, False)
         await server.stop(settings.shutdown_grace_s)
+        if health_server is not None:
+            await health_server.stop(None)
         await backend.close()
         if triton is not None:
             await triton.stop()

@@ -39,6 +39,13 @@ def build_server(core: CrossEncoderCore, max_message_bytes: int, metrics: Gatewa
     return server, health_servicer
 
 
+def build_health_server(health_servicer: health.aio.HealthServicer) -> grpc.aio.Server:
+    """A second server with the same health service only (plaintext, for probes when the API uses TLS)."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server
+
+
 def add_port(server: grpc.aio.Server, address: str, cert_file: str = "", key_file: str = "",
              client_ca_file: str = "") -> int:
     """Binds `address`, with TLS when a certificate is given (mutual TLS when a client CA is given too)."""

@@ -88,11 +88,23 @@ def test_probes_use_the_gateways_health_services(pod: dict[str, Any]) -> None:
     gateway = _container(pod, "gateway")
     config = settings.load(BASE / "crossrank.yaml", {}, {})
     probes = {kind: gateway[kind]["grpc"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert all(p["port"] == config.port for p in probes.values())
+    # Probes use the plaintext health port: kubelet's gRPC probes cannot speak TLS.
+    assert all(p["port"] == config.health_port == _port(gateway, "health") for p in probes.values())
     assert probes["readinessProbe"]["service"] == SERVICE_NAME and SERVICE_NAME in HEALTH_SERVICES
     assert probes["livenessProbe"]["service"] == probes["startupProbe"]["service"] == LIVENESS_SERVICE
     healthcheck = (DOCKER / "gateway.Dockerfile").read_text()
     assert "crossrank.healthcheck" in healthcheck and f"127.0.0.1:{config.port}" in healthcheck
+
+
+def test_secrets_component_sets_real_settings() -> None:
+    component = _yaml(DOCKER / "k8s" / "components" / "tls-and-api-keys" / "kustomization.yaml")
+    patch = yaml.safe_load(component["patches"][0]["patch"])
+    container = patch["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    known = {variable for _, variable in settings._KEYS.values()}
+    assert set(env) <= known and {"CROSSRANK_TLS_CERT_FILE", "CROSSRANK_API_KEYS_FILE"} <= set(env)
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert all(any(value.startswith(m + "/") for m in mounts) for value in env.values())
 
 
 def test_graceful_termination_outlasts_the_drain(pod: dict[str, Any]) -> None:
