@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from crossrank.errors import OverloadedError, UnauthenticatedError
 
 AUTHORIZATION = "authorization"
+
+# When the current request arrived and how long it waited for a slot: read by the transports to report
+# timings in their responses.
+arrived_at: contextvars.ContextVar[float] = contextvars.ContextVar("arrived_at", default=0.0)
+queued_ms: contextvars.ContextVar[float] = contextvars.ContextVar("queued_ms", default=0.0)
 
 
 class ApiKeys:
@@ -58,8 +65,10 @@ class Limiter:
         if self._admitted >= self._capacity:
             raise OverloadedError(self._capacity)
         self._admitted += 1
+        waiting = time.perf_counter()
         try:
             async with self._running:
+                queued_ms.set((time.perf_counter() - waiting) * 1000)
                 yield
         finally:
             self._admitted -= 1

@@ -32,8 +32,18 @@ class StartupError(RuntimeError):
     """The server could not start; the message says why."""
 
 
+class Readiness:
+    """Whether the models can take requests, as the monitor last saw it (for the HTTP /health)."""
+
+    serving = False
+
+    def __call__(self) -> bool:
+        return self.serving
+
+
 async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: object,
-                   triton: EmbeddedTriton | None, started: asyncio.Event, metrics: GatewayMetrics) -> None:
+                   triton: EmbeddedTriton | None, started: asyncio.Event, metrics: GatewayMetrics,
+                   readiness: Readiness) -> None:
     serving = False
     while True:
         ready = started.is_set() and await backend.ready()
@@ -49,7 +59,7 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
             ready = False
         metrics.triton_ready.set(1 if ready else 0)
         if ready != serving:
-            serving = ready
+            serving = readiness.serving = ready
             await set_serving(health, serving)
             logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
         await asyncio.sleep(_MONITOR_INTERVAL_S)
@@ -88,8 +98,8 @@ async def serve(settings: Settings) -> None:
         metrics.serve(settings.host, settings.metrics_port)
     core = CrossEncoderCore(backend, settings.limits, settings.default_model, metrics)
     keys = list(settings.api_keys) + (read_key_file(settings.api_keys_file) if settings.api_keys_file else [])
-    server, health = build_server(core, settings.max_message_bytes, metrics, ApiKeys(keys),
-                                  Limiter(settings.max_in_flight, settings.max_queue))
+    api_keys, limiter, readiness = ApiKeys(keys), Limiter(settings.max_in_flight, settings.max_queue), Readiness()
+    server, health = build_server(core, settings.max_message_bytes, metrics, api_keys, limiter)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -108,6 +118,16 @@ async def serve(settings: Settings) -> None:
             raise StartupError(f"cannot listen on {health_address} (health port)") from exc
         await health_server.start()
         logger.info("health service also on %s:%d (plaintext, health only)", settings.host, bound)
+    http_runner = None
+    if settings.http_port >= 0:
+        from crossrank import http_api
+
+        try:
+            http_runner, _ = await http_api.start(http_api.HttpApi(core, api_keys, limiter, readiness),
+                                                  settings.host, settings.http_port)
+        except OSError as exc:
+            await server.stop(None)
+            raise StartupError(f"cannot listen on {settings.host}:{settings.http_port} (HTTP port)") from exc
     security = ("mutual TLS" if settings.tls_client_ca_file else "TLS") if settings.tls_cert_file else "plaintext"
     logger.info("gateway listening on %s:%d (gRPC, %s, %s; health NOT_SERVING until the models are ready)",
                 settings.host, port, security, f"{len(keys)} API keys" if keys else "no API key required")
@@ -117,7 +137,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     started = asyncio.Event()
-    monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics))
+    monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics, readiness))
     supervisor = asyncio.create_task(_supervise(triton, started)) if triton is not None else None
     try:
         startup = asyncio.create_task(_start_backend(settings, triton, core))
@@ -135,7 +155,11 @@ async def serve(settings: Settings) -> None:
         if supervisor is not None:
             supervisor.cancel()
         await set_serving(health, False)
+        if http_runner is not None:
+            await http_runner.shutdown()  # stop taking new HTTP requests; in-flight ones finish below
         await server.stop(settings.shutdown_grace_s)
+        if http_runner is not None:
+            await http_runner.cleanup()
         if health_server is not None:
             await health_server.stop(None)
         await backend.close()

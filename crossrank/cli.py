@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings_module.load(args.config, os.environ, {
             "host": args.host, "port": args.port, "repository": args.repository, "triton_url": args.triton_url,
             "models": args.model or None, "default_model": args.default_model, "log_level": args.log_level,
-            "log_format": args.log_format, "metrics_port": args.metrics_port})
+            "log_format": args.log_format, "metrics_port": args.metrics_port, "http_port": args.http_port})
     except settings_module.SettingsError as exc:
         print(f"crossrank serve: error: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None)
     p.add_argument("--log-format", default=None, choices=["text", "json"])
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port; 0 = free port, -1 = off")
+    p.add_argument("--http-port", type=int, default=None, help="Cohere-compatible HTTP rerank port; -1 = off")
     p.set_defaults(func=_serve)
 
     sub.add_parser("bench", help="benchmark served vs in-process ONNX Runtime vs sentence-transformers "

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.admission import ApiKeys, Limiter
+from crossrank.admission import ApiKeys, Limiter, arrived_at, queued_ms
 from crossrank.errors import CrossrankError, MalformedRequestError
 from crossrank.metrics import GatewayMetrics
 
@@ -101,6 +101,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             request_id = _request_id(context)
             await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
             started = time.perf_counter()
+            arrived_at.set(started)
+            queued_ms.set(0.0)
             code = grpc.StatusCode.OK
             response: Any = None
             if self._metrics:

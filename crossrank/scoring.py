@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank import activation, validation
+from crossrank import activation, chunking, validation
 from crossrank.backend import ScoredPairs, ScoringBackend
 from crossrank.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
 from crossrank.metrics import GatewayMetrics
@@ -40,6 +40,8 @@ class RerankQuery:
     raw_scores: bool = False
     truncate: bool = True
     timeout: float | None = None
+    chunk_long_documents: bool = False
+    max_chunks_per_document: int = 0  # 0 = the server's default
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class RerankOutcome:
     model: str
     results: tuple[RankedDocument, ...]
     usage: Usage
+    inference_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class ClassifyOutcome:
     model: str
     results: tuple[ClassifiedPair, ...]
     usage: Usage
+    inference_ms: float = 0.0
 
 
 class CrossEncoderCore:
@@ -126,13 +130,21 @@ class CrossEncoderCore:
 
     async def rerank(self, query: RerankQuery) -> RerankOutcome:
         validation.validate_rerank(query.query, query.documents, query.top_n, self._limits)
+        max_chunks = validation.chunks_per_document(query.max_chunks_per_document, self._limits)
         model = await self.resolve(query.model)
         if model.task is not Task.RERANK:
             raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
                                  "use Classify, or Rerank with a one-logit model")
+        started = time.perf_counter()
         scored = await self._score(model, [query.query] * len(query.documents), list(query.documents),
                                    query.timeout)
-        self._check_lengths(model, scored, query.truncate, "documents[{}]")
+        usage = self._usage(model, scored)
+        if query.chunk_long_documents:
+            scored, extra = await self._best_chunks(model, query, scored, max_chunks)
+            usage = Usage(usage.pairs + extra.pairs, usage.tokens + extra.tokens)
+        else:
+            self._check_lengths(model, scored, query.truncate, "documents[{}]")
+        inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)[:, 0]
         order = np.argsort(-scores, kind="stable")
         if query.top_n:
@@ -140,12 +152,32 @@ class CrossEncoderCore:
         results = tuple(
             RankedDocument(int(i), float(scores[i]), query.documents[i] if query.return_documents else None)
             for i in order)
-        return RerankOutcome(model.name, results, self._usage(model, scored))
+        return RerankOutcome(model.name, results, usage, inference_ms)
+
+    async def _best_chunks(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
+                           max_chunks: int) -> tuple[ScoredPairs, Usage]:
+        """Scores the chunks of every over-long document; each keeps its best logit (its start included)."""
+        owners, chunks = [], []
+        for i in np.flatnonzero(scored.num_tokens > model.max_length):
+            # The first pass already scored the document's start (truncated); its chunks cover the rest.
+            pieces = chunking.split(query.query, query.documents[i], int(scored.num_tokens[i]), model.max_length,
+                                    max_chunks)[1:]
+            owners.extend([int(i)] * len(pieces))
+            chunks.extend(pieces)
+        if not chunks:
+            return scored, Usage(0, 0)
+        extra = await self._score(model, [query.query] * len(chunks), chunks, query.timeout)
+        logits = scored.logits.copy()
+        for owner, row in zip(owners, extra.logits):
+            logits[owner] = np.maximum(logits[owner], row)
+        return ScoredPairs(logits, scored.num_tokens), self._usage(model, extra)
 
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
         model = await self.resolve(query.model)
+        started = time.perf_counter()
         scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout)
+        inference_ms = (time.perf_counter() - started) * 1000
         self._check_lengths(model, scored, query.truncate, "inputs[{}]")
         scores = self._scores(model, scored, query.raw_scores)
         results = []
@@ -153,7 +185,7 @@ class CrossEncoderCore:
             best = int(np.argmax(row))
             results.append(ClassifiedPair(model.labels[best], float(row[best]),
                                           tuple(zip(model.labels, (float(s) for s in row)))))
-        return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored))
+        return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored), inference_ms)
 
     async def _score(self, model: ModelInfo, texts: list[str], text_pairs: list[str],
                      timeout: float | None) -> ScoredPairs:

@@ -5,10 +5,13 @@ No logic lives here beyond conversion; errors propagate as `CrossrankError` to t
 
 from __future__ import annotations
 
+import time
+
 import grpc
 from crossrank_client.v1 import crossrank_service_pb2 as pb
 from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 
+from crossrank.admission import arrived_at, queued_ms
 from crossrank.errors import InvalidArgumentError
 from crossrank.model_info import Task
 from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery, Usage
@@ -22,6 +25,20 @@ def _truncate(value: int) -> bool:
     if value == pb.TRUNCATION_NONE:
         return False
     raise InvalidArgumentError(f"unknown truncation value {value}", "INVALID_ENUM", "truncation")
+
+
+def _chunk(value: int) -> bool:
+    if value in (pb.LONG_DOCUMENTS_UNSPECIFIED, pb.LONG_DOCUMENTS_TRUNCATE):
+        return False
+    if value == pb.LONG_DOCUMENTS_CHUNK:
+        return True
+    raise InvalidArgumentError(f"unknown long_documents value {value}", "INVALID_ENUM", "long_documents")
+
+
+def _timing(inference_ms: float) -> pb.Timing:
+    started = arrived_at.get()
+    total = (time.perf_counter() - started) * 1000 if started else 0.0
+    return pb.Timing(queue_ms=queued_ms.get(), inference_ms=inference_ms, total_ms=total)
 
 
 def _timeout(context: grpc.aio.ServicerContext) -> float | None:
@@ -41,11 +58,13 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         outcome = await self._core.rerank(RerankQuery(
             model=request.model, query=request.query, documents=list(request.documents), top_n=request.top_n,
             return_documents=request.return_documents, raw_scores=request.raw_scores,
-            truncate=_truncate(request.truncation), timeout=_timeout(context)))
+            truncate=_truncate(request.truncation), timeout=_timeout(context),
+            chunk_long_documents=_chunk(request.long_documents),
+            max_chunks_per_document=request.max_chunks_per_document))
         return pb.RerankResponse(
             model=outcome.model,
             results=[pb.RerankResult(index=r.index, score=r.score, document=r.document) for r in outcome.results],
-            usage=_usage(outcome.usage))
+            usage=_usage(outcome.usage), timing=_timing(outcome.inference_ms))
 
     async def Classify(self, request: pb.ClassifyRequest,  # noqa: N802
                        context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
@@ -57,7 +76,7 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
             results=[pb.ClassifyResult(label=r.label, score=r.score,
                                        scores=[pb.LabelScore(label=k, score=v) for k, v in r.scores])
                      for r in outcome.results],
-            usage=_usage(outcome.usage))
+            usage=_usage(outcome.usage), timing=_timing(outcome.inference_ms))
 
     async def ListModels(self, request: pb.ListModelsRequest,  # noqa: N802
                          context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:

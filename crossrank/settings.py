@@ -28,6 +28,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 50051
     health_port: int = -1
+    http_port: int = 8080
     repository: Path = Path("model_repository")
     models: tuple[str, ...] = ()
     default_model: str = ""
@@ -65,6 +66,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "listen.host": ("host", "CROSSRANK_HOST"),
     "listen.port": ("port", "CROSSRANK_PORT"),
     "listen.health_port": ("health_port", "CROSSRANK_HEALTH_PORT"),
+    "listen.http_port": ("http_port", "CROSSRANK_HTTP_PORT"),
     "repository": ("repository", "CROSSRANK_REPOSITORY"),
     "models.sources": ("models", "CROSSRANK_MODELS"),
     "models.default": ("default_model", "CROSSRANK_DEFAULT_MODEL"),
@@ -130,6 +132,7 @@ def _convert(field: str, value: Any, key: str) -> Any:
 def _check(settings: Settings) -> Settings:
     for key, port, lowest in (("listen.port", settings.port, 0), ("metrics.port", settings.metrics_port, -1),
                               ("listen.health_port", settings.health_port, -1),
+                              ("listen.http_port", settings.http_port, -1),
                               ("triton.grpc_port", settings.triton_grpc_port, 0),
                               ("triton.metrics_port", settings.triton_metrics_port, 0)):
         if not lowest <= port <= 65535:

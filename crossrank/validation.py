@@ -14,6 +14,8 @@ class Limits:
 
     max_documents: int = 1000
     max_text_chars: int = 262_144
+    default_chunks_per_document: int = 8
+    max_chunks_per_document: int = 64
 
 
 def require_text(value: str, field_path: str, limits: Limits, reason_empty: str = "EMPTY_TEXT") -> None:
@@ -32,6 +34,14 @@ def require_count(count: int, field_path: str, limits: Limits, reason_empty: str
         raise InvalidArgumentError(
             f"{field_path} has {count} entries, over the limit of {limits.max_documents}",
             "TOO_MANY_INPUTS", field_path)
+
+
+def chunks_per_document(requested: int, limits: Limits) -> int:
+    if requested < 0 or requested > limits.max_chunks_per_document:
+        raise InvalidArgumentError(
+            f"max_chunks_per_document must be 0 (default {limits.default_chunks_per_document}) to "
+            f"{limits.max_chunks_per_document}, got {requested}", "INVALID_CHUNK_LIMIT", "max_chunks_per_document")
+    return requested or limits.default_chunks_per_document
 
 
 def validate_rerank(query: str, documents: Sequence[str], top_n: int, limits: Limits) -> None:

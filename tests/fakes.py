@@ -12,7 +12,7 @@ from crossrank.errors import BackendUnavailableError
 from crossrank.model_info import Activation, ModelInfo, Task
 
 RERANKER = ModelInfo(name="fake-reranker", task=Task.RERANK, labels=("LABEL_0",), activation=Activation.SIGMOID,
-                     max_length=16, engine="fake", precision="fp32", source="tests", max_batch_size=4)
+                     max_length=32, engine="fake", precision="fp32", source="tests", max_batch_size=4)
 NLI = ModelInfo(name="fake-nli", task=Task.CLASSIFY, labels=("contradiction", "entailment", "neutral"),
                 activation=Activation.SOFTMAX, max_length=16, engine="fake", precision="fp32", source="tests",
                 max_batch_size=4)
@@ -50,8 +50,10 @@ class FakeBackend:
         step = model.max_batch_size
         for i in range(0, len(texts), step):
             self.calls.append(len(texts[i:i + step]))
-        logits = np.array([fake_logits(a, b, len(model.labels)) for a, b in zip(texts, text_pairs)],
-                          dtype=np.float32)
+        # Like a real tokenizer, one "token" per word plus 3 special tokens, and the document's end cut off
+        # past the model's max length.
+        kept = [" ".join(b.split()[: max(0, model.max_length - len(a.split()) - 3)]) for a, b in zip(texts, text_pairs)]
+        logits = np.array([fake_logits(a, b, len(model.labels)) for a, b in zip(texts, kept)], dtype=np.float32)
         tokens = np.array([len(a.split()) + len(b.split()) + 3 for a, b in zip(texts, text_pairs)], dtype=np.int64)
         return ScoredPairs(logits.reshape(len(texts), len(model.labels)), tokens)
 

@@ -11,6 +11,7 @@ from crossrank_client.types import (
     ModelInfo,
     RerankResponse,
     RerankResult,
+    Timing,
     Usage,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "RerankResponse",
     "RerankResult",
     "RetryPolicy",
+    "Timing",
     "Usage",
     "tls_credentials",
 ]

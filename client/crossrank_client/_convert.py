@@ -12,10 +12,14 @@ _TRUNCATION = {None: pb.TRUNCATION_UNSPECIFIED, True: pb.TRUNCATION_LONGEST_FIRS
 
 
 def rerank_request(query: str, documents: Sequence[str], model: str, top_n: int, return_documents: bool,
-                   raw_scores: bool, truncate: bool | None) -> pb.RerankRequest:
+                   raw_scores: bool, truncate: bool | None, chunk_long_documents: bool = False,
+                   max_chunks_per_document: int = 0) -> pb.RerankRequest:
     return pb.RerankRequest(model=model, query=query, documents=list(documents), top_n=top_n,
                             return_documents=return_documents, raw_scores=raw_scores,
-                            truncation=_TRUNCATION[truncate])
+                            truncation=_TRUNCATION[truncate],
+                            long_documents=pb.LONG_DOCUMENTS_CHUNK if chunk_long_documents
+                            else pb.LONG_DOCUMENTS_UNSPECIFIED,
+                            max_chunks_per_document=max_chunks_per_document)
 
 
 def classify_request(pairs: Iterable[tuple[str, str]], model: str, raw_scores: bool,
@@ -28,12 +32,19 @@ def _usage(usage: pb.Usage) -> types.Usage:
     return types.Usage(pairs=usage.pairs, tokens=usage.tokens)
 
 
+def _timing(response: pb.RerankResponse | pb.ClassifyResponse) -> types.Timing | None:
+    if not response.HasField("timing"):
+        return None
+    t = response.timing
+    return types.Timing(queue_ms=t.queue_ms, inference_ms=t.inference_ms, total_ms=t.total_ms)
+
+
 def rerank_response(response: pb.RerankResponse) -> types.RerankResponse:
     return types.RerankResponse(
         model=response.model,
         results=[types.RerankResult(r.index, r.score, r.document if r.HasField("document") else None)
                  for r in response.results],
-        usage=_usage(response.usage))
+        usage=_usage(response.usage), timing=_timing(response))
 
 
 def classify_response(response: pb.ClassifyResponse) -> types.ClassifyResponse:
@@ -41,7 +52,7 @@ def classify_response(response: pb.ClassifyResponse) -> types.ClassifyResponse:
         model=response.model,
         results=[types.ClassifyResult(r.label, r.score, [types.LabelScore(s.label, s.score) for s in r.scores])
                  for r in response.results],
-        usage=_usage(response.usage))
+        usage=_usage(response.usage), timing=_timing(response))
 
 
 def models_response(response: pb.ListModelsResponse) -> list[types.ModelInfo]:

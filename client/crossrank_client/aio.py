@@ -48,8 +48,10 @@ class AsyncCrossEncoderClient:
 
     async def rerank(self, query: str, documents: Sequence[str], *, model: str = "", top_n: int = 0,
                      return_documents: bool = False, raw_scores: bool = False, truncate: bool | None = None,
+                     chunk_long_documents: bool = False, max_chunks_per_document: int = 0,
                      timeout: float | None = None) -> types.RerankResponse:
-        request = _convert.rerank_request(query, documents, model, top_n, return_documents, raw_scores, truncate)
+        request = _convert.rerank_request(query, documents, model, top_n, return_documents, raw_scores, truncate,
+                                          chunk_long_documents, max_chunks_per_document)
         return _convert.rerank_response(await self._call(self._stub.Rerank, request, timeout))
 
     async def classify(self, pairs: Iterable[tuple[str, str]], *, model: str = "", raw_scores: bool = False,

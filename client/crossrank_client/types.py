@@ -19,10 +19,18 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Timing:
+    queue_ms: float  # waiting in the gateway for a free slot
+    inference_ms: float  # in Triton
+    total_ms: float  # in the gateway, arrival to response
+
+
+@dataclass(frozen=True)
 class RerankResponse:
     model: str
     results: list[RerankResult]
     usage: Usage
+    timing: Timing | None = None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.results)
@@ -52,6 +60,7 @@ class ClassifyResponse:
     model: str
     results: list[ClassifyResult]
     usage: Usage
+    timing: Timing | None = None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.results)

@@ -59,7 +59,8 @@ def _wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float)
 def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "WARNING", "--metrics-port", "-1", *args],
+                                "--port", str(port), "--log-level", "WARNING", "--metrics-port", "-1",
+                                "--http-port", "-1", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, f"127.0.0.1:{port}"
 

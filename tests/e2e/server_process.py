@@ -48,12 +48,13 @@ class ServerProcess:
     def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
+        self.http_port = free_port()
         self.triton_metrics_port = free_port()
         self.log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"crossrank-serve-{self.port}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--metrics-port", str(self.metrics_port), *args],
+             "--metrics-port", str(self.metrics_port), "--http-port", str(self.http_port), *args],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "CROSSRANK_TRITON_METRICS_PORT": str(self.triton_metrics_port), **(env or {})})
 

@@ -113,3 +113,30 @@ def test_cli_rerank_and_models(server: ServerProcess) -> None:
     bad = subprocess.run([*cli, "rerank", "--query", "alpha", "--model", "missing", "x"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr
+
+
+def test_long_document_scores_its_best_chunk(server: ServerProcess, tiny_bert_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from crossrank.chunking import split
+
+    query = "paris query"
+    long_doc = " ".join(WORDS * 12)
+    pair_tokens = len(AutoTokenizer.from_pretrained(tiny_bert_dir)(query, long_doc)["input_ids"])
+    chunks = split(query, long_doc, pair_tokens, 64, 64)[1:]
+    assert len(chunks) > 3
+    with CrossEncoderClient(server.target) as client:
+        start = client.rerank(query, [long_doc], raw_scores=True)[0].score
+        each = [r.score for r in client.classify([(query, c) for c in chunks], raw_scores=True)]
+        chunked = client.rerank(query, [long_doc], raw_scores=True, chunk_long_documents=True,
+                                max_chunks_per_document=64)
+    assert chunked[0].score == pytest.approx(max([start, *each]), abs=1e-5)
+    assert chunked.usage.pairs == 1 + len(chunks)
+
+
+def test_timings_in_the_response(server: ServerProcess) -> None:
+    with CrossEncoderClient(server.target) as client:
+        response = client.rerank("alpha", ["beta"] * 20)
+    assert response.timing is not None
+    assert 0 < response.timing.inference_ms <= response.timing.total_ms
+    assert response.timing.queue_ms >= 0

@@ -116,3 +116,22 @@ def test_embedded_triton_listens_on_localhost_only(secured: tuple[ServerProcess,
     lines = subprocess.run([ss, "-ltnH"], capture_output=True, text=True, check=True, timeout=10).stdout.splitlines()
     addresses = [line.split()[3].rsplit(":", 1)[0] for line in lines if line.split()[3].endswith(f":{triton_port}")]
     assert addresses and set(addresses) <= {"127.0.0.1", "[::ffff:127.0.0.1]"}, addresses
+
+
+def test_http_api_needs_the_key_too(secured: tuple[ServerProcess, object, int]) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    server, _, _ = secured
+    body = json.dumps({"query": "alpha", "documents": ["beta"], "model": "tiny-bert"}).encode()
+    for headers, expected in (({}, 401), ({"Authorization": "Bearer wrong"}, 401),
+                              ({"Authorization": f"Bearer {KEY}"}, 200)):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/v1/rerank", data=body,
+                                         method="POST", headers={"Content-Type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        assert status == expected

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
     from crossrank import app, cli, settings
 
     cli.build_parser()
-    config = settings.Settings(host="127.0.0.1", port=0, triton_url="127.0.0.1:9", metrics_port=-1,
+    config = settings.Settings(host="127.0.0.1", port=0, triton_url="127.0.0.1:9", metrics_port=-1, http_port=-1,
                                shutdown_grace_s=1)
 
     async def main():

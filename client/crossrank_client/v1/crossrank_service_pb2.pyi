@@ -52,6 +52,34 @@ TRUNCATION_NONE: Truncation.ValueType  # 2
 """Never truncate: an over-long pair is INVALID_ARGUMENT naming its index."""
 Global___Truncation: _TypeAlias = Truncation  # noqa: Y015
 
+class _LongDocuments:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LongDocumentsEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LongDocuments.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LONG_DOCUMENTS_UNSPECIFIED: _LongDocuments.ValueType  # 0
+    """Server default: same as LONG_DOCUMENTS_TRUNCATE."""
+    LONG_DOCUMENTS_TRUNCATE: _LongDocuments.ValueType  # 1
+    """Score the pair as `truncation` says (the document's end is cut, or refused)."""
+    LONG_DOCUMENTS_CHUNK: _LongDocuments.ValueType  # 2
+    """Split the document into overlapping chunks that fit the window with the query, score every
+    chunk, and give the document its best chunk's score. Usage counts every chunk.
+    """
+
+class LongDocuments(_LongDocuments, metaclass=_LongDocumentsEnumTypeWrapper):
+    """LongDocuments says how Rerank treats a document longer than the model's window."""
+
+LONG_DOCUMENTS_UNSPECIFIED: LongDocuments.ValueType  # 0
+"""Server default: same as LONG_DOCUMENTS_TRUNCATE."""
+LONG_DOCUMENTS_TRUNCATE: LongDocuments.ValueType  # 1
+"""Score the pair as `truncation` says (the document's end is cut, or refused)."""
+LONG_DOCUMENTS_CHUNK: LongDocuments.ValueType  # 2
+"""Split the document into overlapping chunks that fit the window with the query, score every
+chunk, and give the document its best chunk's score. Usage counts every chunk.
+"""
+Global___LongDocuments: _TypeAlias = LongDocuments  # noqa: Y015
+
 class _Task:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -89,6 +117,8 @@ class RerankRequest(_message.Message):
     RETURN_DOCUMENTS_FIELD_NUMBER: _builtins.int
     RAW_SCORES_FIELD_NUMBER: _builtins.int
     TRUNCATION_FIELD_NUMBER: _builtins.int
+    LONG_DOCUMENTS_FIELD_NUMBER: _builtins.int
+    MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Served model name as ListModels reports it. Empty: the server's default
     model. An unknown name is NOT_FOUND.
@@ -107,6 +137,13 @@ class RerankRequest(_message.Message):
     """
     truncation: Global___Truncation.ValueType
     """Over-long pairs: see Truncation. Default: truncate longest first."""
+    long_documents: Global___LongDocuments.ValueType
+    """Long documents: see LongDocuments. Default: truncate. Unknown values are INVALID_ARGUMENT."""
+    max_chunks_per_document: _builtins.int
+    """With LONG_DOCUMENTS_CHUNK, the most chunks scored per document (the document's start is always
+    one of them). 0: the server's default (8). Above the server's limit (64) or negative:
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Documents to rank. Required: at least one, at most the server's
@@ -124,14 +161,46 @@ class RerankRequest(_message.Message):
         return_documents: _builtins.bool = ...,
         raw_scores: _builtins.bool = ...,
         truncation: Global___Truncation.ValueType = ...,
+        long_documents: Global___LongDocuments.ValueType = ...,
+        max_chunks_per_document: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "model", b"model", "query", b"query", "raw_scores", b"raw_scores", "return_documents", b"return_documents", "top_n", b"top_n", "truncation", b"truncation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "long_documents", b"long_documents", "max_chunks_per_document", b"max_chunks_per_document", "model", b"model", "query", b"query", "raw_scores", b"raw_scores", "return_documents", b"return_documents", "top_n", b"top_n", "truncation", b"truncation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RerankRequest: _TypeAlias = RerankRequest  # noqa: Y015
+
+@_typing.final
+class Timing(_message.Message):
+    """Timing is where a request's time went, in milliseconds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_MS_FIELD_NUMBER: _builtins.int
+    INFERENCE_MS_FIELD_NUMBER: _builtins.int
+    TOTAL_MS_FIELD_NUMBER: _builtins.int
+    queue_ms: _builtins.float
+    """Waiting in the gateway for a free slot (see the server's in-flight limit)."""
+    inference_ms: _builtins.float
+    """In Triton: its queue, tokenization and the encoder, all requests to it summed."""
+    total_ms: _builtins.float
+    """In the gateway, from the request's arrival to the response."""
+    def __init__(
+        self,
+        *,
+        queue_ms: _builtins.float = ...,
+        inference_ms: _builtins.float = ...,
+        total_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inference_ms", b"inference_ms", "queue_ms", b"queue_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Timing: _TypeAlias = Timing  # noqa: Y015
 
 @_typing.final
 class RerankResult(_message.Message):
@@ -200,6 +269,7 @@ class RerankResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    TIMING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model that scored the request (the default model's name when the
     request left it empty).
@@ -212,16 +282,21 @@ class RerankResponse(_message.Message):
     def usage(self) -> Global___Usage:
         """Work done for this request."""
 
+    @_builtins.property
+    def timing(self) -> Global___Timing:
+        """Where the time went."""
+
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         results: _abc.Iterable[Global___RerankResult] | None = ...,
         usage: Global___Usage | None = ...,
+        timing: Global___Timing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "results", b"results", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "results", b"results", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,6 +437,7 @@ class ClassifyResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    TIMING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model that scored the request."""
     @_builtins.property
@@ -372,16 +448,21 @@ class ClassifyResponse(_message.Message):
     def usage(self) -> Global___Usage:
         """Work done for this request."""
 
+    @_builtins.property
+    def timing(self) -> Global___Timing:
+        """Where the time went."""
+
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         results: _abc.Iterable[Global___ClassifyResult] | None = ...,
         usage: Global___Usage | None = ...,
+        timing: Global___Timing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "results", b"results", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "results", b"results", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
