@@ -51,6 +51,10 @@ lint: setup proto-check lint-deploy
 	$(VENV)/bin/ruff check crossrank client tests tools
 	$(VENV)/bin/mypy crossrank client/crossrank_client
 	cd proto && ../$(VENV)/bin/buf lint
+	# Wire compatibility with the main branch: no field renumbered, retyped or removed.
+	if git rev-parse --verify --quiet main >/dev/null; then \
+	  $(VENV)/bin/buf breaking proto --against '.git#branch=main,subdir=proto'; \
+	else echo "buf breaking: skipped, no main branch in this clone"; fi
 
 # Dockerfiles and Kubernetes manifests are checked statically (no container runtime or cluster here).
 K8S_VERSION ?= 1.32.0

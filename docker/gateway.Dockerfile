@@ -15,7 +15,7 @@ COPY server_config/crossrank.yaml /etc/crossrank/crossrank.yaml
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin crossrank
 USER 10001
 ENV PATH=/opt/crossrank/bin:$PATH PYTHONUNBUFFERED=1
-EXPOSE 50051 9400
+EXPOSE 50051 8080 9400
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "crossrank.healthcheck", "--target", "127.0.0.1:50051"]
 ENTRYPOINT ["crossrank", "serve", "--config", "/etc/crossrank/crossrank.yaml"]

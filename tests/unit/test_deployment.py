@@ -71,6 +71,7 @@ def test_pod_config_is_valid_and_ports_agree(pod: dict[str, Any]) -> None:
     config = settings.load(BASE / "crossrank.yaml", {}, {})
     gateway, triton = _container(pod, "gateway"), _container(pod, "triton")
     assert _port(gateway, "grpc") == config.port
+    assert _port(gateway, "http") == config.http_port
     assert _port(gateway, "metrics") == config.metrics_port == int(pod["metadata"]["annotations"]["prometheus.io/port"])
     assert config.triton_url == f"127.0.0.1:{_port(triton, 'triton-grpc')}"
     assert f"--grpc-port={_port(triton, 'triton-grpc')}" in triton["args"]
@@ -78,10 +79,10 @@ def test_pod_config_is_valid_and_ports_agree(pod: dict[str, Any]) -> None:
     assert f"--model-repository={config.repository}" in triton["args"]
     assert str(config.repository) in _container(pod, "export")["args"]
     service_ports = {p["name"]: p["targetPort"] for p in _yaml(BASE / "service.yaml")["spec"]["ports"]}
-    assert set(service_ports.values()) == {"grpc", "metrics"}  # Triton's ports are not in the Service
+    assert set(service_ports.values()) == {"grpc", "http", "metrics"}  # Triton's ports are not in the Service
     policy = _yaml(BASE / "networkpolicy.yaml")["spec"]["ingress"]
     allowed = {p["port"] for rule in policy for p in rule["ports"]}
-    assert allowed == {config.port, config.metrics_port, _port(triton, "triton-metrics")}
+    assert allowed == {config.port, config.http_port, config.metrics_port, _port(triton, "triton-metrics")}
 
 
 def test_probes_use_the_gateways_health_services(pod: dict[str, Any]) -> None:
