@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak bench bench-quick lint lint-deploy proto proto-check clean
+.PHONY: help setup serve test test-unit soak client-toolchains clients bench bench-quick lint lint-deploy proto proto-check clean
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -15,6 +15,7 @@ help:
 	@echo "make soak        soak test (CROSSRANK_SOAK_SECONDS, default 180) against the real gateway and Triton"
 	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
 	@echo "make lint        ruff, mypy, buf lint, generated-code staleness, hadolint, kustomize + kubernetes-validate"
+	@echo "make clients     build the JavaScript, Go and Java clients (make client-toolchains installs their tools)"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
 
 $(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml
@@ -33,6 +34,17 @@ serve: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak
+
+# Toolchains for the JavaScript, Go and Java clients (Debian packages; needs root). Their tests skip,
+# naming what is missing, where these are not installed.
+CLIENT_PACKAGES = golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev \
+  golang-github-golang-protobuf-1-5-dev protobuf-compiler protobuf-compiler-grpc-java-plugin libgrpc-java \
+  libprotobuf-java libnetty-java libperfmark-java default-jdk-headless nodejs npm
+client-toolchains:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CLIENT_PACKAGES)
+
+clients: setup
+	for language in js go java; do $(PY) tools/build_clients.py $$language || exit 1; done
 
 # Minutes at concurrency 32 with mixed valid and invalid requests; CROSSRANK_SOAK_SECONDS sets the length.
 soak: setup
