@@ -65,3 +65,101 @@ def pairs_with_long_documents(count: int = 60, seed: int = 11, long_words: int =
         words = long_words if i % 5 == 4 else rng.randint(3, 40)
         out.append((query, " ".join(rng.choices(WORDS, k=words))))
     return out
+
+
+FAMILIES = ("bert", "electra", "distilbert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "modernbert")
+
+
+def _byte_level_bpe(special: list[str]):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus(), trainers.BpeTrainer(vocab_size=400, special_tokens=special,
+                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tok
+
+
+def _unigram(special: list[str]):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(corpus(), trainers.UnigramTrainer(vocab_size=300, special_tokens=special,
+                                                              unk_token="<unk>"))
+    return tok
+
+
+def tiny_family(family: str, directory: Path, num_labels: int = 1) -> Path:
+    """A tiny random sequence classifier of `family` with a tokenizer of that family's kind trained here:
+    WordPiece (BERT, ELECTRA, DistilBERT, DeBERTa, ModernBERT here), byte-level BPE (RoBERTa),
+    SentencePiece-style Unigram (XLM-RoBERTa, DeBERTa-v2/v3)."""
+    import torch
+    import transformers as tf
+    from tokenizers import processors
+
+    if (directory / "config.json").exists():
+        return directory
+    if family == "bert":
+        return tiny_bert(directory, num_labels=num_labels)
+    torch.manual_seed(3)
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+             "max_position_embeddings": 130, "num_labels": num_labels}
+    wordpiece = tiny_bert(directory.with_name(directory.name + "-wordpiece"))
+    if family == "roberta":
+        tok = _byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+        tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
+                                                          ("<s>", tok.token_to_id("<s>")))
+        fast = tf.RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                       cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                       model_max_length=64)
+        model = tf.RobertaForSequenceClassification(tf.RobertaConfig(vocab_size=tok.get_vocab_size(),
+                                                                     pad_token_id=1, **small))
+    elif family in ("xlm-roberta", "deberta-v2"):
+        special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] if family == "xlm-roberta" else \
+            ["[PAD]", "[CLS]", "[SEP]", "<unk>", "[MASK]"]
+        tok = _unigram(special)
+        if family == "xlm-roberta":
+            tok.post_processor = processors.TemplateProcessing(
+                single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+            fast = tf.XLMRobertaTokenizerFast(tokenizer_object=tok, model_max_length=64)
+            model = tf.XLMRobertaForSequenceClassification(tf.XLMRobertaConfig(
+                vocab_size=tok.get_vocab_size(), pad_token_id=1, **small))
+        else:
+            tok.post_processor = processors.TemplateProcessing(
+                single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+            fast = tf.DebertaV2TokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="[PAD]",
+                                             cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                             model_max_length=64)
+            model = tf.DebertaV2ForSequenceClassification(tf.DebertaV2Config(
+                vocab_size=tok.get_vocab_size(), pad_token_id=0, relative_attention=True, position_buckets=32,
+                pos_att_type=["p2c", "c2p"], position_biased_input=False, **small))
+    else:
+        fast = tf.BertTokenizerFast.from_pretrained(wordpiece)
+        vocab = fast.vocab_size
+        if family == "electra":
+            model = tf.ElectraForSequenceClassification(tf.ElectraConfig(vocab_size=vocab, embedding_size=32,
+                                                                         **small))
+        elif family == "distilbert":
+            fast = tf.DistilBertTokenizerFast.from_pretrained(wordpiece)
+            model = tf.DistilBertForSequenceClassification(tf.DistilBertConfig(
+                vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=130,
+                num_labels=num_labels))
+        elif family == "deberta":
+            model = tf.DebertaForSequenceClassification(tf.DebertaConfig(
+                vocab_size=vocab, relative_attention=True, pos_att_type=["p2c", "c2p"], **small))
+        elif family == "modernbert":
+            fast.model_input_names = ["input_ids", "attention_mask"]
+            model = tf.ModernBertForSequenceClassification(tf.ModernBertConfig(
+                vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                max_position_embeddings=130, num_labels=num_labels, pad_token_id=fast.pad_token_id,
+                global_attn_every_n_layers=1, local_attention=32))
+        else:
+            raise ValueError(f"unknown family {family}")
+    model.eval().save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory

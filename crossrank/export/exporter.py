@@ -7,6 +7,7 @@ included) within the tolerance.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import tempfile
@@ -120,7 +121,10 @@ def export(options: ExportOptions) -> ExportReport:
     config = model.config  # type: ignore[attr-defined]
     num_labels = int(config.num_labels)
     labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
-    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names)  # type: ignore[attr-defined]
+    # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
+    accepted = inspect.signature(model.forward).parameters  # type: ignore[attr-defined]
+    input_names = tuple(n for n in ENCODER_INPUTS
+                        if n in tokenizer.model_input_names and n in accepted)  # type: ignore[attr-defined]
     settings = TokenizerSettings(
         max_length=_max_length(tokenizer, config, options.max_length),
         pad_token_id=int(tokenizer.pad_token_id or 0),  # type: ignore[attr-defined]

@@ -1,0 +1,90 @@
+"""Every architecture family from the published cross-encoder lists, as a tiny random model with a
+tokenizer of its kind: exports, loads in the real Triton, serves through the gateway, and scores exactly as
+sentence-transformers `CrossEncoder.predict` on the same directory (long pairs, so truncation included)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from crossrank_client import CrossEncoderClient
+from sentence_transformers import CrossEncoder
+from transformers import AutoTokenizer
+
+from crossrank.export.exporter import ExportOptions, export
+from crossrank.export.triton_repository import read_config
+from crossrank.triton_models.pair_tokenizer import PairTokenizer
+from tests.e2e.server_process import ServerProcess
+from tests.model_builders import FAMILIES, pairs_with_long_documents, tiny_bert, tiny_family
+
+pytestmark = pytest.mark.e2e
+TOLERANCE = 1e-4
+NO_TOKEN_TYPES = {"distilbert", "roberta", "xlm-roberta", "modernbert"}
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("families")
+    dirs = {family: tiny_family(family, root / family) for family in FAMILIES}
+    # An MS MARCO v2-style model whose config names its own activation (Identity: raw logits by default).
+    identity = tiny_bert(root / "identity", seed=5)
+    config = json.loads((identity / "config.json").read_text())
+    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.linear.Identity"}
+    (identity / "config.json").write_text(json.dumps(config))
+    dirs["identity"] = identity
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def family_server(family_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    repo = tmp_path_factory.mktemp("family-repo") / "repo"
+    for name, directory in family_dirs.items():
+        export(ExportOptions(source=str(directory), name=name, repository=repo))
+    server = ServerProcess(["--repository", str(repo)], log=repo.parent / "serve.log")
+    server.repository = repo  # type: ignore[attr-defined]
+    try:
+        server.wait_serving()
+        yield server
+    finally:
+        server.terminate()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_matches_sentence_transformers(family_server: ServerProcess, family_dirs: dict[str, Path],
+                                              family: str) -> None:
+    directory = family_dirs[family]
+    pairs = pairs_with_long_documents(50, long_words=200)
+    reference = np.asarray(CrossEncoder(str(directory), device="cpu", activation_fn=torch.nn.Identity())
+                           .predict(pairs), dtype=np.float64)
+    with CrossEncoderClient(family_server.target) as client:
+        raw = np.array([r.score for r in client.classify(pairs, model=family, raw_scores=True)])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model=family, raw_scores=True)
+    assert np.max(np.abs(raw - reference)) <= TOLERANCE
+    expected = np.asarray(CrossEncoder(str(directory), device="cpu", activation_fn=torch.nn.Identity())
+                          .predict([(pairs[0][0], b) for _, b in pairs]))
+    assert [r.index for r in ranked] == list(np.argsort(-expected, kind="stable"))
+
+    # Inputs follow the model; the tokenizer model reproduces the model's own tokenizer, truncation included.
+    repo: Path = family_server.repository  # type: ignore[attr-defined]
+    encoder_inputs = {i.name for i in read_config(repo / f"{family}_encoder").input}
+    assert ("token_type_ids" in encoder_inputs) == (family not in NO_TOKEN_TYPES)
+    ours = PairTokenizer.from_directory(repo / f"{family}_tokenizer" / "1").encode(
+        [a for a, _ in pairs], [b for _, b in pairs]).tensors
+    theirs = AutoTokenizer.from_pretrained(directory)([a for a, _ in pairs], [b for _, b in pairs], padding=True,
+                                                      truncation="longest_first", max_length=64, return_tensors="np")
+    for name in encoder_inputs:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=f"{family} {name}")
+
+
+def test_model_named_activation_is_the_default(family_server: ServerProcess, family_dirs: dict[str, Path]) -> None:
+    pairs = pairs_with_long_documents(10)
+    reference = CrossEncoder(str(family_dirs["identity"]), device="cpu").predict(pairs)  # its own default
+    with CrossEncoderClient(family_server.target) as client:
+        served = [r.score for r in client.classify(pairs, model="identity")]
+        models = {m.name: m for m in client.list_models()}
+    np.testing.assert_allclose(served, reference, atol=TOLERANCE)
+    assert models["identity"].task == "rerank"
