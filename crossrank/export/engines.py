@@ -62,7 +62,7 @@ class OnnxPythonEngine:
                               padding_side=settings.padding_side)
 
         def write_files(target: Path) -> None:
-            copy_triton_module(target, "onnx_encoder_model.py", "onnx_encoder.py")
+            copy_triton_module(target, "onnx_encoder_model.py", "onnx_encoder.py", "ragged_batching.py")
             shutil.copy2(onnx_path, target / "model.onnx")
 
         spec = EncoderSpec(
@@ -70,6 +70,38 @@ class OnnxPythonEngine:
             parameters={"intra_op_threads": str(threads), "pad_token_id": str(settings.pad_token_id),
                         "padding_side": settings.padding_side,
                         "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
+            instance_count=1, write_files=write_files,
+        )
+        return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
+
+
+class TorchPythonEngine:
+    """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
+
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any) -> BuiltEncoder:
+        from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
+
+        try:
+            device = pick_device(options.precision)
+        except ValueError as exc:
+            raise UnsupportedEngineError(str(exc)) from exc
+        hf = work / "hf"
+        model.save_pretrained(hf)  # fp32 weights; the encoder casts at load, on the serving machine
+        threads = options.encoder_threads or default_threads()
+        encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
+                               pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
+                               threads=threads)
+
+        def write_files(target: Path) -> None:
+            copy_triton_module(target, "torch_encoder_model.py", "torch_encoder.py", "ragged_batching.py")
+            shutil.copytree(hf, target / "hf")
+
+        spec = EncoderSpec(
+            input_names=input_names, num_labels=num_labels, backend="python",
+            parameters={"precision": options.precision, "input_names": ",".join(input_names),
+                        "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
+                        "threads": str(threads)},
             instance_count=1, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
@@ -90,6 +122,7 @@ def _quantize_int8(path: Path) -> Path:
 
 ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {
     "onnx-python": (OnnxPythonEngine(), ("fp32", "int8")),
+    "torch-python": (TorchPythonEngine(), ("fp32", "bf16", "fp16")),
 }
 
 

@@ -18,6 +18,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, ti
     repo = tmp_path_factory.mktemp("e2e") / "model_repository"
     for name, source in (("tiny-bert", tiny_bert_dir), ("tiny-nli", tiny_nli_dir), ("minilm", minilm_dir)):
         export(ExportOptions(source=str(source), name=name, repository=repo))
+    # The same tiny model on the PyTorch engine (CPU here; CUDA where a GPU is present).
+    export(ExportOptions(source=str(tiny_bert_dir), name="tiny-bert-torch", repository=repo, engine="torch-python"))
     return repo
 
 

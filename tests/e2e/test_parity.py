@@ -21,7 +21,8 @@ def _reference(model_dir: Path, pairs: list[tuple[str, str]]) -> np.ndarray:
     return np.asarray(model.predict(pairs, batch_size=16), dtype=np.float64)
 
 
-@pytest.mark.parametrize(("name", "fixture"), [("tiny-bert", "tiny_bert_dir"), ("minilm", "minilm_dir")])
+@pytest.mark.parametrize(("name", "fixture"), [("tiny-bert", "tiny_bert_dir"), ("minilm", "minilm_dir"),
+                                              ("tiny-bert-torch", "tiny_bert_dir")])
 def test_scores_match_sentence_transformers(server: ServerProcess, request: pytest.FixtureRequest,
                                             name: str, fixture: str) -> None:
     model_dir = request.getfixturevalue(fixture)
@@ -29,7 +30,8 @@ def test_scores_match_sentence_transformers(server: ServerProcess, request: pyte
     logits = _reference(model_dir, pairs)
     with CrossEncoderClient(server.target, timeout=120) as client:
         info = {m.name: m for m in client.list_models()}[name]
-        assert info.task == "rerank" and info.engine == "onnx-python" and info.precision == "fp32"
+        assert info.task == "rerank" and info.precision == "fp32"
+        assert info.engine == ("torch-python" if name.endswith("-torch") else "onnx-python")
         assert max(len(b.split()) for _, b in pairs) > info.max_length  # truncation is exercised
         raw = np.array([r.score for r in client.classify(pairs, model=name, raw_scores=True)])
         sigmoid = np.array([r.score for r in client.classify(pairs, model=name)])

@@ -1,0 +1,63 @@
+"""PyTorch encoder for cross-encoders (engine `torch-python`): CUDA in fp16/bf16/fp32 with SDPA attention
+where the architecture has it, or the CPU (fp32, or bf16 where the CPU has it).
+
+Runs inside the `<name>_encoder` Triton model and in tests; requests are merged and re-padded by
+`ragged_batching.py` beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification
+
+try:  # inside Triton the sibling module is imported flat; in the package, relatively
+    from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
+except ImportError:
+    from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# A GPU wants far wider batches than a CPU core's cache does.
+GPU_TOKENS_PER_BATCH = 65_536
+
+
+def pick_device(precision: str) -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if precision == "fp16":
+        raise ValueError("precision fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
+    return "cpu"
+
+
+class TorchEncoder:
+    def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
+                 device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
+                 tokens_per_batch: int = 0, threads: int = 0) -> None:
+        self.device = device or pick_device(precision)
+        if threads and self.device == "cpu":
+            torch.set_num_threads(threads)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, torch_dtype=DTYPES[precision], attn_implementation="sdpa")
+        except (ValueError, ImportError):  # architectures without SDPA support
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, torch_dtype=DTYPES[precision])
+        self._model = model.to(self.device).eval()
+        self._input_names = list(input_names)
+        width = tokens_per_batch or (GPU_TOKENS_PER_BATCH if self.device == "cuda" else DEFAULT_TOKENS_PER_BATCH)
+        self._batcher = RaggedBatcher(self._input_names, pad_token_id, padding_side, width)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._input_names)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in feed.items()}
+        with torch.inference_mode():
+            # Logits leave in fp32: activations and sorting never run in half precision.
+            return self._model(**tensors).logits.float().cpu().numpy()
+
+    def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""
+        return self._batcher.score(requests, self._run)

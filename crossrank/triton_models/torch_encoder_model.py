@@ -1,0 +1,39 @@
+"""Triton entry point (`model.py`) of the `<name>_encoder` python-backend model for engine `torch-python`.
+
+Thin on purpose: the model and batching live in `torch_encoder.py` and `ragged_batching.py` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_encoder import TorchEncoder
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        directory = Path(args["model_repository"]) / args["model_version"]
+        self._encoder = TorchEncoder(
+            str(directory / "hf"), params["input_names"].split(","), precision=params.get("precision", "fp32"),
+            pad_token_id=int(params.get("pad_token_id", "0")), padding_side=params.get("padding_side", "right"),
+            tokens_per_batch=int(params.get("tokens_per_batch", "0")), threads=int(params.get("threads", "0")))
+
+    def execute(self, requests: list[object]) -> list[object]:
+        inputs = [
+            {name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self._encoder.input_names}
+            for r in requests
+        ]
+        try:
+            logits = self._encoder.score(inputs)
+        except Exception as exc:  # report to every request of the batch instead of killing the stub
+            error = pb_utils.TritonError(f"encoder: {exc}")
+            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("logits", out)]) for out in logits]
