@@ -26,7 +26,7 @@ def _export(args: argparse.Namespace) -> int:
         report = export(ExportOptions(
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
             precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
-            trust_remote_code=args.trust_remote_code))
+            trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="default: the model's own")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--tokenizer-instances", type=int, default=1,
+                   help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)")

@@ -53,6 +53,10 @@ class TritonOptions:
 
 
 def triton_package_dir() -> Path:
+    """The Triton to run: `CROSSRANK_TRITON_DIR` (bin/, backends/python/, optional libs/) or the pip wheel's."""
+    override = os.environ.get("CROSSRANK_TRITON_DIR")
+    if override:
+        return Path(override)
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise LauncherError("the pip-bundled Triton is missing: install nvidia-pytriton==0.7.0")
@@ -104,6 +108,8 @@ class EmbeddedTriton:
             shutil.copy2(package / "backends" / "python" / name, python / name)
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         stub = package / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.exists():  # a Triton laid out for one Python: the stub sits beside the backend
+            stub = package / "backends" / "python" / "triton_python_backend_stub"
         if not stub.exists():
             raise LauncherError(f"the bundled Triton has no python backend stub for Python {version}")
         shutil.copy2(stub, python / "triton_python_backend_stub")
@@ -116,7 +122,8 @@ class EmbeddedTriton:
         libdir = sysconfig.get_config_var("LIBDIR") or ""
         # The stub is copied out of the wheel, so its relative RPATH no longer finds the wheel's bundled
         # libraries (libcudart and friends); name their folder explicitly.
-        bundled = str(package.parent.parent / "nvidia_pytriton.libs")
+        bundled = str(package / "libs") if (package / "libs").is_dir() else \
+            str(package.parent.parent / "nvidia_pytriton.libs")
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (libdir, bundled, env.get("LD_LIBRARY_PATH", "")) if p)
         return env

@@ -53,6 +53,7 @@ class ExportOptions:
     encoder_threads: int = 0
     tolerance: float = 1e-4
     trust_remote_code: bool = False
+    tokenizer_instances: int = 1  # Triton instances of the tokenizer model (several on GPU hosts)
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
 
 
@@ -97,7 +98,7 @@ def _load(path: Path, options: ExportOptions) -> tuple[object, object]:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
     except Exception as exc:
         raise ExportError(f"cannot load the tokenizer from {path}: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
                           "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
     try:
@@ -159,7 +160,7 @@ def export(options: ExportOptions) -> ExportReport:
             for name in (TOKENIZER_FILE, SETTINGS_FILE):
                 shutil.copy2(tokenizer_dir / name, target / name)
 
-        write_models(options.repository, info, built.spec, fill_tokenizer)
+        write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances)
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s", info.name, info.name, info.name, options.repository)
     return ExportReport(info, diff, checked, agreement)
 

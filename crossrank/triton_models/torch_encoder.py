@@ -40,9 +40,9 @@ class TorchEncoder:
             torch.set_num_threads(threads)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, torch_dtype=DTYPES[precision], attn_implementation="sdpa")
+                model_dir, dtype=DTYPES[precision], attn_implementation="sdpa")
         except (ValueError, ImportError):  # architectures without SDPA support
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, torch_dtype=DTYPES[precision])
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=DTYPES[precision])
         self._model = model.to(self.device).eval()
         self._input_names = list(input_names)
         width = tokens_per_batch or (GPU_TOKENS_PER_BATCH if self.device == "cuda" else DEFAULT_TOKENS_PER_BATCH)
