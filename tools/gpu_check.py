@@ -101,7 +101,9 @@ def main() -> int:
 
     port = free_port()
     log = (args.out / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "crossrank.cli", "serve", "--repository", str(repo),
+    # The server may need another interpreter than this script: Triton's python backend needs numpy < 2.
+    python = os.environ.get("CROSSRANK_SERVE_PYTHON", sys.executable)
+    process = subprocess.Popen([python, "-m", "crossrank.cli", "serve", "--repository", str(repo),
                                 "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "-1",
                                 "--http-port", "-1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "CROSSRANK_MAX_IN_FLIGHT": "256", "CROSSRANK_MAX_QUEUE": "1024"})
