@@ -106,7 +106,9 @@ def main() -> int:
     process = subprocess.Popen([python, "-m", "crossrank.cli", "serve", "--repository", str(repo),
                                 "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "-1",
                                 "--http-port", "-1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "CROSSRANK_MAX_IN_FLIGHT": "256", "CROSSRANK_MAX_QUEUE": "1024"})
+                               env={**os.environ, "CROSSRANK_MAX_IN_FLIGHT": "256", "CROSSRANK_MAX_QUEUE": "1024",
+                                    "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "client"),
+                                                                   os.environ.get("PYTHONPATH", "")])})
     target = f"127.0.0.1:{port}"
     try:
         wait_serving(target, process)

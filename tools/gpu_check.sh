@@ -7,7 +7,7 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $(ls .gpu/whl/*.whl | grep -v numpy)
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site $(ls .gpu/whl/*.whl | grep -v numpy)
 python3 -m venv --system-site-packages /tmp/venv
 image_site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
 venv_site=$(/tmp/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
