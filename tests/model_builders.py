@@ -163,3 +163,47 @@ def tiny_family(family: str, directory: Path, num_labels: int = 1) -> Path:
     model.eval().save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+CUSTOM_CONFIG = '''from transformers import BertConfig
+
+
+class TinyRerankerConfig(BertConfig):
+    model_type = "tiny-reranker"
+'''
+
+CUSTOM_MODEL = '''from transformers import BertForSequenceClassification
+
+from .configuration_tiny_reranker import TinyRerankerConfig
+
+
+class TinyRerankerForSequenceClassification(BertForSequenceClassification):
+    """Custom code shipped with the model (as jina-reranker does): a BERT whose logits are doubled."""
+
+    config_class = TinyRerankerConfig
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        output.logits = output.logits * 2
+        return output
+'''
+
+
+def tiny_custom_code(directory: Path) -> Path:
+    """A model whose architecture lives in Python files beside its weights (needs trust_remote_code)."""
+    import json
+
+    if (directory / "config.json").exists():
+        return directory
+    tiny_bert(directory, seed=9)
+    (directory / "configuration_tiny_reranker.py").write_text(CUSTOM_CONFIG)
+    (directory / "modeling_tiny_reranker.py").write_text(CUSTOM_MODEL)
+    config = json.loads((directory / "config.json").read_text())
+    config["model_type"] = "tiny-reranker"
+    config["architectures"] = ["TinyRerankerForSequenceClassification"]
+    config["auto_map"] = {
+        "AutoConfig": "configuration_tiny_reranker.TinyRerankerConfig",
+        "AutoModelForSequenceClassification": "modeling_tiny_reranker.TinyRerankerForSequenceClassification",
+    }
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory

@@ -91,7 +91,7 @@ class TorchPythonEngine:
         threads = options.encoder_threads or default_threads()
         encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
                                pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
-                               threads=threads)
+                               threads=threads, trust_remote_code=options.trust_remote_code)
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "torch_encoder_model.py", "torch_encoder.py", "ragged_batching.py")
@@ -101,7 +101,8 @@ class TorchPythonEngine:
             input_names=input_names, num_labels=num_labels, backend="python",
             parameters={"precision": options.precision, "input_names": ",".join(input_names),
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
-                        "threads": str(threads)},
+                        "threads": str(threads),
+                        "trust_remote_code": "true" if options.trust_remote_code else "false"},
             instance_count=1, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])

@@ -91,13 +91,21 @@ def _max_length(tokenizer: object, config: object, requested: int | None) -> int
     return positions
 
 
+def _needs_remote_code(exc: Exception, options: ExportOptions) -> ExportError | None:
+    if not options.trust_remote_code and "trust_remote_code" in str(exc):
+        return ExportError(f"{options.source} ships its own model code: read it, then export again with "
+                           "--trust-remote-code")
+    return None
+
+
 def _load(path: Path, options: ExportOptions) -> tuple[object, object]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
     except Exception as exc:
-        raise ExportError(f"cannot load the tokenizer from {path}: {exc}") from exc
+        raise _needs_remote_code(exc, options) or ExportError(
+            f"cannot load the tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
                           "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
@@ -105,8 +113,9 @@ def _load(path: Path, options: ExportOptions) -> tuple[object, object]:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=options.trust_remote_code, attn_implementation="eager")
     except ValueError as exc:
-        raise ExportError(f"{options.source}: not a sequence-pair (sequence classification) model or an "
-                          f"unsupported architecture: {str(exc).splitlines()[0]}") from exc
+        raise _needs_remote_code(exc, options) or ExportError(
+            f"{options.source}: not a sequence-pair (sequence classification) model or an unsupported "
+            f"architecture: {str(exc).splitlines()[0]}") from exc
     return tokenizer, model.eval()
 
 
@@ -123,9 +132,10 @@ def export(options: ExportOptions) -> ExportReport:
     num_labels = int(config.num_labels)
     labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
     # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
-    accepted = inspect.signature(model.forward).parameters  # type: ignore[attr-defined]
-    input_names = tuple(n for n in ENCODER_INPUTS
-                        if n in tokenizer.model_input_names and n in accepted)  # type: ignore[attr-defined]
+    parameters = inspect.signature(model.forward).parameters  # type: ignore[attr-defined]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names  # type: ignore[attr-defined]
+                        and (takes_any or n in parameters))
     settings = TokenizerSettings(
         max_length=_max_length(tokenizer, config, options.max_length),
         pad_token_id=int(tokenizer.pad_token_id or 0),  # type: ignore[attr-defined]

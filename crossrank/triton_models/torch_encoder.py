@@ -34,15 +34,16 @@ def pick_device(precision: str) -> str:
 class TorchEncoder:
     def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
-                 tokens_per_batch: int = 0, threads: int = 0) -> None:
+                 tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, dtype=DTYPES[precision], attn_implementation="sdpa")
+                model_dir, dtype=DTYPES[precision], attn_implementation="sdpa", trust_remote_code=trust_remote_code)
         except (ValueError, ImportError):  # architectures without SDPA support
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=DTYPES[precision])
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, dtype=DTYPES[precision], trust_remote_code=trust_remote_code)
         self._model = model.to(self.device).eval()
         self._input_names = list(input_names)
         width = tokens_per_batch or (GPU_TOKENS_PER_BATCH if self.device == "cuda" else DEFAULT_TOKENS_PER_BATCH)

@@ -24,7 +24,8 @@ class TritonPythonModel:
         self._encoder = TorchEncoder(
             str(directory / "hf"), params["input_names"].split(","), precision=params.get("precision", "fp32"),
             pad_token_id=int(params.get("pad_token_id", "0")), padding_side=params.get("padding_side", "right"),
-            tokens_per_batch=int(params.get("tokens_per_batch", "0")), threads=int(params.get("threads", "0")))
+            tokens_per_batch=int(params.get("tokens_per_batch", "0")), threads=int(params.get("threads", "0")),
+            trust_remote_code=params.get("trust_remote_code") == "true")
 
     def execute(self, requests: list[object]) -> list[object]:
         inputs = [
