@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,21 @@ class Usage:
     tokens: int
 
 
+class _Results(Generic[R]):
+    """Lets a response be used as the sequence of its results."""
+
+    results: list[R]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> R:
+        return self.results[i]
+
+
 @dataclass(frozen=True)
 class Timing:
     queue_ms: float  # waiting in the gateway for a free slot
@@ -26,20 +45,11 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class RerankResponse:
+class RerankResponse(_Results[RerankResult]):
     model: str
     results: list[RerankResult]
     usage: Usage
     timing: Timing | None = None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, i: int) -> RerankResult:
-        return self.results[i]
 
 
 @dataclass(frozen=True)
@@ -56,20 +66,11 @@ class ClassifyResult:
 
 
 @dataclass(frozen=True)
-class ClassifyResponse:
+class ClassifyResponse(_Results[ClassifyResult]):
     model: str
     results: list[ClassifyResult]
     usage: Usage
     timing: Timing | None = None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, i: int) -> ClassifyResult:
-        return self.results[i]
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,13 @@ class OnnxPythonEngine:
                               padding_side=settings.padding_side)
 
         def write_files(target: Path) -> None:
-            copy_triton_module(target, "onnx_encoder_model.py", "onnx_encoder.py", "ragged_batching.py")
+            copy_triton_module(target, "encoder_model.py", "onnx_encoder.py", "ragged_batching.py")
             shutil.copy2(onnx_path, target / "model.onnx")
 
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",
-            parameters={"intra_op_threads": str(threads), "pad_token_id": str(settings.pad_token_id),
+            parameters={"engine": "onnx-python", "intra_op_threads": str(threads),
+                        "pad_token_id": str(settings.pad_token_id),
                         "padding_side": settings.padding_side,
                         "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
             instance_count=1, write_files=write_files,
@@ -94,12 +95,13 @@ class TorchPythonEngine:
                                threads=threads, trust_remote_code=options.trust_remote_code)
 
         def write_files(target: Path) -> None:
-            copy_triton_module(target, "torch_encoder_model.py", "torch_encoder.py", "ragged_batching.py")
+            copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py")
             shutil.copytree(hf, target / "hf")
 
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",
-            parameters={"precision": options.precision, "input_names": ",".join(input_names),
+            parameters={"engine": "torch-python", "precision": options.precision,
+                        "input_names": ",".join(input_names),
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": str(threads),
                         "trust_remote_code": "true" if options.trust_remote_code else "false"},

@@ -12,27 +12,15 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crossrank.bench.measure import process_tree
 from crossrank.triton_launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def children(pid: int) -> list[int]:
-    """Direct and indirect child processes of `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        found.extend(kids)
-        frontier.extend(kids)
-    return found
+    """Direct and indirect child processes of `pid`."""
+    return process_tree(pid)[1:]
 
 
 def alive(pid: int) -> bool:
