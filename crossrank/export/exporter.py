@@ -132,10 +132,13 @@ def export(options: ExportOptions) -> ExportReport:
     num_labels = int(config.num_labels)
     labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
     # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
+    # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
+    # whatever the tokenizer gives.
     parameters = inspect.signature(model.forward).parameters  # type: ignore[attr-defined]
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    opaque = "input_ids" not in parameters and any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names  # type: ignore[attr-defined]
-                        and (takes_any or n in parameters))
+                        and (opaque or n in parameters))
     settings = TokenizerSettings(
         max_length=_max_length(tokenizer, config, options.max_length),
         pad_token_id=int(tokenizer.pad_token_id or 0),  # type: ignore[attr-defined]
