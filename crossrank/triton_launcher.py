@@ -165,10 +165,20 @@ class EmbeddedTriton:
         logger.info("Triton is ready on %s", self.url)
         return self.url
 
-    async def wait_exit(self) -> int:
-        """Waits until the Triton process exits; returns its exit code."""
+    async def wait_exit(self, timeout: float | None = None) -> int | None:
+        """Waits until the Triton process exits; returns its exit code (None on timeout).
+
+        Polls the exit status instead of awaiting `Process.wait()`: that also waits for Triton's stdout to
+        close, which python-backend stubs inherit and can hold open after Triton itself has died.
+        """
         assert self._process is not None
-        return await self._process.wait()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self._process.returncode is None:
+            if deadline is not None and loop.time() > deadline:
+                return None
+            await asyncio.sleep(0.1)
+        return self._process.returncode
 
     async def restart(self) -> str:
         """Cleans up after a dead (or live) Triton and starts a new one on the same ports."""
@@ -221,13 +231,11 @@ class EmbeddedTriton:
             logger.info("stopping Triton")
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self._options.stop_timeout_s)
-            except asyncio.TimeoutError:
+            if await self.wait_exit(self._options.stop_timeout_s) is None:
                 logger.warning("Triton did not stop within %.0f s; killing it", self._options.stop_timeout_s)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+                await self.wait_exit(10)
         if process is not None:
             # Python-backend stubs are in Triton's process group; none may outlive it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
