@@ -19,20 +19,17 @@ from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery, Usag
 _TASKS = {Task.RERANK: pb.TASK_RERANK, Task.CLASSIFY: pb.TASK_CLASSIFY}
 
 
-def _truncate(value: int) -> bool:
-    if value in (pb.TRUNCATION_UNSPECIFIED, pb.TRUNCATION_LONGEST_FIRST):
-        return True
-    if value == pb.TRUNCATION_NONE:
-        return False
-    raise InvalidArgumentError(f"unknown truncation value {value}", "INVALID_ENUM", "truncation")
+# Open proto3 enums arrive as any integer: each known value maps to the core's flag, the rest are refused.
+_TRUNCATE: dict[int, bool] = {
+    pb.TRUNCATION_UNSPECIFIED: True, pb.TRUNCATION_LONGEST_FIRST: True, pb.TRUNCATION_NONE: False}
+_CHUNK: dict[int, bool] = {
+    pb.LONG_DOCUMENTS_UNSPECIFIED: False, pb.LONG_DOCUMENTS_TRUNCATE: False, pb.LONG_DOCUMENTS_CHUNK: True}
 
 
-def _chunk(value: int) -> bool:
-    if value in (pb.LONG_DOCUMENTS_UNSPECIFIED, pb.LONG_DOCUMENTS_TRUNCATE):
-        return False
-    if value == pb.LONG_DOCUMENTS_CHUNK:
-        return True
-    raise InvalidArgumentError(f"unknown long_documents value {value}", "INVALID_ENUM", "long_documents")
+def _flag(table: dict[int, bool], value: int, field: str) -> bool:
+    if value not in table:
+        raise InvalidArgumentError(f"unknown {field} value {value}", "INVALID_ENUM", field)
+    return table[value]
 
 
 def _timing(inference_ms: float) -> pb.Timing:
@@ -58,8 +55,8 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         outcome = await self._core.rerank(RerankQuery(
             model=request.model, query=request.query, documents=list(request.documents), top_n=request.top_n,
             return_documents=request.return_documents, raw_scores=request.raw_scores,
-            truncate=_truncate(request.truncation), timeout=_timeout(context),
-            chunk_long_documents=_chunk(request.long_documents),
+            truncate=_flag(_TRUNCATE, request.truncation, "truncation"), timeout=_timeout(context),
+            chunk_long_documents=_flag(_CHUNK, request.long_documents, "long_documents"),
             max_chunks_per_document=request.max_chunks_per_document))
         return pb.RerankResponse(
             model=outcome.model,
@@ -70,7 +67,8 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
                        context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
         outcome = await self._core.classify(ClassifyQuery(
             model=request.model, pairs=[(i.text, i.text_pair) for i in request.inputs],
-            raw_scores=request.raw_scores, truncate=_truncate(request.truncation), timeout=_timeout(context)))
+            raw_scores=request.raw_scores, truncate=_flag(_TRUNCATE, request.truncation, "truncation"),
+            timeout=_timeout(context)))
         return pb.ClassifyResponse(
             model=outcome.model,
             results=[pb.ClassifyResult(label=r.label, score=r.score,
