@@ -26,7 +26,8 @@ def _export(args: argparse.Namespace) -> int:
         report = export(ExportOptions(
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
             precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
-            trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances))
+            trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
+            **({"prompt": args.prompt} if args.prompt else {}), score_token=args.score_token))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -111,11 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="onnx-python", help="onnx-python (default) or torch-python")
     p.add_argument("--precision", default="fp32",
                    help="fp32 (default); int8 (onnx-python); bf16, fp16 (torch-python, fp16 on a GPU)")
-    p.add_argument("--max-length", type=int, default=None, help="default: the model's own")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="default: the model's own; 1024 pair tokens for causal-LM rerankers")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--tokenizer-instances", type=int, default=1,
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
+    p.add_argument("--prompt", default=None,
+                   help="causal-LM rerankers: the instruction after each pair (default: bge-reranker-v2-gemma's)")
+    p.add_argument("--score-token", default="Yes",
+                   help="causal-LM rerankers: the token whose logit is the score (default Yes)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)")

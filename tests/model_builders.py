@@ -207,3 +207,31 @@ def tiny_custom_code(directory: Path) -> Path:
     }
     (directory / "config.json").write_text(json.dumps(config))
     return directory
+
+
+def tiny_gemma(directory: Path) -> Path:
+    """A 2-layer random Gemma causal LM with a SentencePiece-style BPE tokenizer trained here (<bos> added,
+    "Yes" and the bge-reranker-v2-gemma prompt words in its vocabulary): the shape of BAAI/bge-reranker-v2-gemma."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GemmaConfig, GemmaForCausalLM, GemmaTokenizerFast
+
+    from crossrank.triton_models.pair_tokenizer import DEFAULT_LLM_PROMPT
+
+    if (directory / "config.json").exists():
+        return directory
+    special = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    text = [*corpus(), DEFAULT_LLM_PROMPT, "Yes No A: B:\n", "\n"]
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=400, special_tokens=special))
+    fast = GemmaTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                              unk_token="<unk>", add_bos_token=True, add_eos_token=False)
+    torch.manual_seed(13)
+    config = GemmaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                         max_position_embeddings=1024, pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    GemmaForCausalLM(config).eval().save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory

@@ -29,7 +29,8 @@ class BuiltEncoder:
 
 class Engine(Protocol):
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any) -> BuiltEncoder: ...
+              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
+        """`model` is a sequence classifier, or a causal LM scored by `score_token_id`'s logit."""
 
 
 def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
@@ -48,13 +49,13 @@ class OnnxPythonEngine:
     """ONNX Runtime (CPU) in a python-backend model."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any) -> BuiltEncoder:
+              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
         from crossrank.export.onnx_export import export_onnx
         from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
         work.mkdir(parents=True, exist_ok=True)
         onnx_path = work / "model.onnx"
-        export_onnx(model, input_names, onnx_path)
+        export_onnx(scoring_module(model, score_token_id), input_names, onnx_path)
         if options.precision == "int8":
             onnx_path = _quantize_int8(onnx_path)
         threads = options.encoder_threads or default_threads()
@@ -80,7 +81,7 @@ class TorchPythonEngine:
     """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any) -> BuiltEncoder:
+              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
         from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
 
         try:
@@ -92,10 +93,12 @@ class TorchPythonEngine:
         threads = options.encoder_threads or default_threads()
         encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
                                pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
-                               threads=threads, trust_remote_code=options.trust_remote_code)
+                               threads=threads, trust_remote_code=options.trust_remote_code,
+                               score_token_id=score_token_id)
 
         def write_files(target: Path) -> None:
-            copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py")
+            copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
+                               "causal_lm_score.py")
             shutil.copytree(hf, target / "hf")
 
         spec = EncoderSpec(
@@ -104,10 +107,20 @@ class TorchPythonEngine:
                         "input_names": ",".join(input_names),
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": str(threads),
-                        "trust_remote_code": "true" if options.trust_remote_code else "false"},
+                        "trust_remote_code": "true" if options.trust_remote_code else "false",
+                        "score_token_id": "" if score_token_id is None else str(score_token_id)},
             instance_count=1, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
+
+
+def scoring_module(model: Any, score_token_id: int | None) -> Any:
+    """The module whose output is the logits: the model itself, or a causal LM's score-token logit."""
+    if score_token_id is None:
+        return model
+    from crossrank.triton_models.causal_lm_score import TokenLogitScorer
+
+    return TokenLogitScorer(model, score_token_id).eval()
 
 
 def _quantize_int8(path: Path) -> Path:

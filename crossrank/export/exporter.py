@@ -11,22 +11,26 @@ import inspect
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from crossrank.export import agreement as agreement_module
 from crossrank.export import engines, source
 from crossrank.export.agreement import Agreement
+from crossrank.export.reference import reference_logits
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import Activation, ModelInfo, Task
 from crossrank.triton_models.pair_tokenizer import (
+    DEFAULT_LLM_PROMPT,
     SETTINGS_FILE,
     TOKENIZER_FILE,
     PairTokenizer,
+    PromptTemplate,
     TokenizerSettings,
 )
 
@@ -35,6 +39,9 @@ logger = logging.getLogger(__name__)
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # transformers reports an unset model_max_length as a huge sentinel; anything above this is "unset".
 _UNSET_MAX_LENGTH = 1_000_000
+# Causal-LM rerankers: pair tokens (before the prompt) unless --max-length says otherwise, as in the
+# bge-reranker-v2-gemma model card's code.
+LLM_MAX_LENGTH = 1024
 
 
 class ExportError(RuntimeError):
@@ -55,6 +62,9 @@ class ExportOptions:
     trust_remote_code: bool = False
     tokenizer_instances: int = 1  # Triton instances of the tokenizer model (several on GPU hosts)
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
+    # Causal-LM rerankers only: the prompt after each pair, and the token whose logit is the score.
+    prompt: str = DEFAULT_LLM_PROMPT
+    score_token: str = "Yes"
 
 
 @dataclass(frozen=True)
@@ -98,25 +108,40 @@ def _needs_remote_code(exc: Exception, options: ExportOptions) -> ExportError | 
     return None
 
 
-def _load(path: Path, options: ExportOptions) -> tuple[object, object]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+@dataclass(frozen=True)
+class _Loaded:
+    tokenizer: Any
+    model: Any  # fp32, eval mode
+    score_token_id: int | None = None  # causal-LM rerankers: the token whose logit is the score
+
+
+def _load(path: Path, options: ExportOptions) -> _Loaded:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=options.trust_remote_code)
     except Exception as exc:
         raise _needs_remote_code(exc, options) or ExportError(
-            f"cannot load the tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
+            f"cannot load the tokenizer and config from {path}: {str(exc).splitlines()[0]}") from exc
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
                           "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
+    causal = any(str(a).endswith("ForCausalLM") for a in getattr(config, "architectures", None) or ())
+    auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=options.trust_remote_code, attn_implementation="eager")
+        model = auto.from_pretrained(path, trust_remote_code=options.trust_remote_code, attn_implementation="eager")
     except ValueError as exc:
         raise _needs_remote_code(exc, options) or ExportError(
-            f"{options.source}: not a sequence-pair (sequence classification) model or an unsupported "
-            f"architecture: {str(exc).splitlines()[0]}") from exc
-    return tokenizer, model.eval()
+            f"{options.source}: not a sequence-pair (sequence classification) model, nor a causal LM reranker, "
+            f"or an unsupported architecture: {str(exc).splitlines()[0]}") from exc
+    if not causal:
+        return _Loaded(tokenizer, model.eval())
+    ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
+    if not ids or tokenizer.unk_token_id in ids[:1]:
+        raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
+                          "would be the score; name another with --score-token")
+    return _Loaded(tokenizer, model.eval(), int(ids[0]))
 
 
 def export(options: ExportOptions) -> ExportReport:
@@ -127,28 +152,17 @@ def export(options: ExportOptions) -> ExportReport:
         path = source.resolve(options.source)
     except source.SourceError as exc:
         raise ExportError(str(exc)) from exc
-    tokenizer, model = _load(path, options)
-    config = model.config  # type: ignore[attr-defined]
-    num_labels = int(config.num_labels)
-    labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
-    # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
-    # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
-    # whatever the tokenizer gives.
-    parameters = inspect.signature(model.forward).parameters  # type: ignore[attr-defined]
-    opaque = "input_ids" not in parameters and any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names  # type: ignore[attr-defined]
-                        and (opaque or n in parameters))
-    settings = TokenizerSettings(
-        max_length=_max_length(tokenizer, config, options.max_length),
-        pad_token_id=int(tokenizer.pad_token_id or 0),  # type: ignore[attr-defined]
-        model_input_names=input_names,
-        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
-        padding_side=str(getattr(tokenizer, "padding_side", "right")),
-    )
+    loaded = _load(path, options)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    settings = _settings(loaded, options)
+    config = model.config
+    num_labels = 1 if loaded.score_token_id is not None else int(config.num_labels)
+    labels = (options.score_token,) if loaded.score_token_id is not None else tuple(
+        str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
     info = ModelInfo(
         name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=labels,
-        activation=_activation(config, num_labels), max_length=settings.max_length, engine=options.engine,
+        activation=_activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
+        engine=options.engine,
         precision=options.precision, source=options.source_label or options.source,
         max_batch_size=options.max_batch_size,
     )
@@ -156,17 +170,21 @@ def export(options: ExportOptions) -> ExportReport:
         work = Path(scratch)
         tokenizer_dir = work / "tokenizer"
         tokenizer_dir.mkdir()
-        (tokenizer_dir / TOKENIZER_FILE).write_text(tokenizer.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+        (tokenizer_dir / TOKENIZER_FILE).write_text(tokenizer.backend_tokenizer.to_str())
         settings.dump(tokenizer_dir / SETTINGS_FILE)
         logger.info("exporting the encoder (%s)", options.engine)
-        built = engine.build(model, input_names, num_labels, settings, work / "encoder", options)
+        built = engine.build(model, settings.model_input_names, num_labels, settings, work / "encoder", options,
+                             loaded.score_token_id)
         pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
         reduced = options.precision != "fp32"
-        diff, checked = _check_parity(tokenizer, model, pair_tokenizer, built, settings,
-                                      float("inf") if reduced else options.tolerance)
+
+        def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+            return reference_logits(tokenizer, model, settings, pairs, loaded.score_token_id)
+
+        diff, checked = _check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
-        agreement = _check_agreement(tokenizer, model, pair_tokenizer, built, settings, info) if reduced else None
+        agreement = _check_agreement(reference, pair_tokenizer, built, info) if reduced else None
 
         def fill_tokenizer(target: Path) -> None:
             engines.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
@@ -178,23 +196,55 @@ def export(options: ExportOptions) -> ExportReport:
     return ExportReport(info, diff, checked, agreement)
 
 
-def _check_agreement(tokenizer: object, model: object, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
-                     settings: TokenizerSettings, info: ModelInfo) -> Agreement:
-    import torch
+def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
+    tokenizer, model = loaded.tokenizer, loaded.model
+    if loaded.score_token_id is not None:
+        max_length = options.max_length or LLM_MAX_LENGTH
+        bos = tokenizer.bos_token_id
+        return TokenizerSettings(
+            max_length=max_length, pad_token_id=int(tokenizer.pad_token_id or 0),
+            model_input_names=("input_ids", "attention_mask"),
+            truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+            prompt=PromptTemplate(bos_token_id=None if bos is None else int(bos),
+                                  query_max_length=max_length * 3 // 4, prompt=options.prompt))
+    # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
+    # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
+    # whatever the tokenizer gives.
+    parameters = inspect.signature(model.forward).parameters
+    opaque = "input_ids" not in parameters and any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names
+                        and (opaque or n in parameters))
+    return TokenizerSettings(
+        max_length=_max_length(tokenizer, model.config, options.max_length),
+        pad_token_id=int(tokenizer.pad_token_id or 0),
+        model_input_names=input_names,
+        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+        padding_side=str(getattr(tokenizer, "padding_side", "right")),
+    )
 
+
+def _sequence_limit(tokenizer: Any, settings: TokenizerSettings) -> int:
+    """The most tokens a pair can take into the encoder: the max length, plus a causal-LM prompt."""
+    if settings.prompt is None:
+        return settings.max_length
+    suffix = [tokenizer(text, add_special_tokens=False)["input_ids"]
+              for text in (settings.prompt.separator, settings.prompt.prompt)]
+    return settings.max_length + sum(len(ids) for ids in suffix)
+
+
+Reference = Callable[[Sequence[tuple[str, str]]], np.ndarray]
+
+
+def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
+                     info: ModelInfo) -> Agreement:
     from crossrank.activation import apply
-
-    def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        features = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True,  # type: ignore[operator]
-                             truncation="longest_first", max_length=settings.max_length, return_tensors="pt")
-        with torch.no_grad():
-            return apply(info.activation, model(**features).logits.float().numpy())[:, 0]  # type: ignore[operator]
 
     def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
         return apply(info.activation, built.score(batch.tensors))[:, 0]
 
-    result = agreement_module.measure(reference, exported)
+    result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
     logger.info("%s against fp32: %s", info.precision, result.summary())
     if result.spearman < agreement_module.MIN_SPEARMAN:
         logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
@@ -203,19 +253,13 @@ def _check_agreement(tokenizer: object, model: object, pair_tokenizer: PairToken
     return result
 
 
-def _check_parity(tokenizer: object, model: object, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
-                  settings: TokenizerSettings, tolerance: float) -> tuple[float, int]:
-    import torch
-
+def _check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
+                  tolerance: float) -> tuple[float, int]:
     pairs = sample_pairs()
-    texts, docs = [q for q, _ in pairs], [d for _, d in pairs]
-    features = tokenizer(texts, docs, padding=True, truncation="longest_first",  # type: ignore[operator]
-                         max_length=settings.max_length, return_tensors="pt")
-    with torch.no_grad():
-        reference = model(**features).logits.float().numpy()  # type: ignore[operator]
-    batch = pair_tokenizer.encode(texts, docs)
+    expected = reference(pairs)
+    batch = pair_tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
     exported = built.score(batch.tensors)
-    diff = float(np.max(np.abs(exported - reference)))
+    diff = float(np.max(np.abs(exported - expected)))
     if not diff <= tolerance:
         raise ExportError(f"the exported model differs from PyTorch by {diff:.2e} (limit {tolerance:.0e}); "
                           "nothing was written")

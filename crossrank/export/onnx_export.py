@@ -19,7 +19,8 @@ class _LogitsOnly(torch.nn.Module):
         self.input_names = input_names
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.input_names, inputs))).logits
+        output = self.model(**dict(zip(self.input_names, inputs)))
+        return output if isinstance(output, torch.Tensor) else output.logits
 
 
 def export_onnx(model: torch.nn.Module, input_names: tuple[str, ...], path: Path) -> None:

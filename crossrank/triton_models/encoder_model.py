@@ -27,7 +27,9 @@ def _encoder(engine: str, directory: Path, params: dict[str, str]) -> Any:
 
         return TorchEncoder(str(directory / "hf"), params["input_names"].split(","),
                             precision=params.get("precision", "fp32"), threads=int(params.get("threads", "0")),
-                            trust_remote_code=params.get("trust_remote_code") == "true", **common)
+                            trust_remote_code=params.get("trust_remote_code") == "true",
+                            score_token_id=int(params["score_token_id"]) if params.get("score_token_id") else None,
+                            **common)
     from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
     common["tokens_per_batch"] = common["tokens_per_batch"] or DEFAULT_TOKENS_PER_BATCH

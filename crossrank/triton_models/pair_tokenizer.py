@@ -5,19 +5,41 @@ tokens (a rerank request repeats its query for every document, so the query is t
 `Tokenizer.post_process` applies the model's pair template and longest-first truncation: the same two
 steps `tokenizers` runs inside `encode(text, pair)`, so ids and truncation are identical to the model's
 tokenizer. The untruncated length of every pair is reported so callers can refuse over-long pairs.
+
+Causal-LM rerankers (bge-reranker-v2-gemma) take no pair template: their settings carry a `PromptTemplate`,
+and each pair becomes `<bos> "A: query" <sep> "B: passage" <sep> prompt`, truncated as the model card's
+reference code does (query to 3/4 of the max length, then only the passage), padded on the right so the
+last real token's position is the same as unpadded.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 SETTINGS_FILE = "crossrank_tokenizer.json"
 TOKENIZER_FILE = "tokenizer.json"
+
+
+DEFAULT_LLM_PROMPT = ("Given a query A and a passage B, determine whether the passage contains an answer to "
+                      "the query by providing a prediction of either 'Yes' or 'No'.")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How a causal-LM reranker wants a pair laid out (defaults: BAAI bge-reranker-v2-gemma's model card)."""
+
+    bos_token_id: int | None
+    query_max_length: int  # tokens of "A: query" kept; the reference keeps 3/4 of the max length
+    query_prefix: str = "A: "
+    document_prefix: str = "B: "
+    separator: str = "\n"
+    prompt: str = DEFAULT_LLM_PROMPT
 
 
 @dataclass(frozen=True)
@@ -29,16 +51,20 @@ class TokenizerSettings:
     model_input_names: tuple[str, ...]
     truncation_side: str = "right"
     padding_side: str = "right"
+    prompt: PromptTemplate | None = field(default=None)  # set for causal-LM rerankers only
 
     @classmethod
     def load(cls, path: Path) -> TokenizerSettings:
-        raw = json.loads(path.read_text())
+        raw: dict[str, Any] = json.loads(path.read_text())
         raw["model_input_names"] = tuple(raw["model_input_names"])
+        if raw.get("prompt") is not None:
+            raw["prompt"] = PromptTemplate(**raw["prompt"])
         return cls(**raw)
 
     def dump(self, path: Path) -> None:
         data = dict(self.__dict__)
         data["model_input_names"] = list(self.model_input_names)
+        data["prompt"] = None if self.prompt is None else dict(self.prompt.__dict__)
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -66,6 +92,11 @@ class PairTokenizer:
             settings.max_length, strategy="longest_first", direction=settings.truncation_side
         )
         self._special_pair_tokens = tokenizer.num_special_tokens_to_add(is_pair=True)
+        template = settings.prompt
+        if template is not None:
+            self._separator = tokenizer.encode(template.separator, add_special_tokens=False).ids
+            self._prompt = tokenizer.encode(template.prompt, add_special_tokens=False).ids
+            self._bos = [] if template.bos_token_id is None else [template.bos_token_id]
 
     @classmethod
     def from_directory(cls, directory: Path) -> PairTokenizer:
@@ -80,6 +111,8 @@ class PairTokenizer:
         """Encodes pairs; truncation follows the model (longest first) and never fails."""
         if len(texts) != len(text_pairs):
             raise ValueError("texts and text_pairs differ in length")
+        if self._settings.prompt is not None:
+            return self._encode_prompted(texts, text_pairs, self._settings.prompt)
         unique = list(dict.fromkeys([*texts, *text_pairs]))
         encoded = dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
         pairs: list[Encoding] = []
@@ -89,6 +122,39 @@ class PairTokenizer:
             num_tokens[i] = len(first.ids) + len(second.ids) + self._special_pair_tokens
             pairs.append(self._truncating.post_process(first, second, add_special_tokens=True))
         return PairBatch(self._pad(pairs), num_tokens)
+
+    def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate) -> PairBatch:
+        queries = [template.query_prefix + t for t in texts]
+        documents = [template.document_prefix + p for p in text_pairs]
+        unique = list(dict.fromkeys([*queries, *documents]))
+        encoded = dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
+        limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
+        pairs: list[list[int]] = []
+        num_tokens = np.empty(len(texts), dtype=np.int64)
+        for i, (query, document) in enumerate(zip(queries, documents)):
+            query_ids, document_ids = encoded[query].ids, encoded[document].ids
+            num_tokens[i] = (len(self._bos) + len(query_ids) + 2 * len(self._separator) + len(document_ids)
+                             + len(self._prompt))
+            first = self._bos + _keep(query_ids, template.query_max_length, cut_right)
+            second = self._separator + _keep(document_ids, limit, cut_right)
+            overflow = len(first) + len(second) - limit
+            # As `prepare_for_model(truncation="only_second")`: the passage side gives way, unless it is
+            # too short to absorb the overflow, in which case the reference leaves the pair whole.
+            if 0 < overflow < len(second):
+                second = _keep(second, len(second) - overflow, cut_right)
+            pairs.append(first + second + self._separator + self._prompt)
+        return PairBatch(self._pad_ids(pairs), num_tokens)
+
+    def _pad_ids(self, pairs: list[list[int]]) -> dict[str, np.ndarray]:
+        length = max((len(p) for p in pairs), default=0)
+        out = {
+            "input_ids": np.full((len(pairs), length), self._settings.pad_token_id, dtype=np.int64),
+            "attention_mask": np.zeros((len(pairs), length), dtype=np.int64),
+        }
+        for row, ids in enumerate(pairs):  # always right: the score is read at the last real token
+            out["input_ids"][row, : len(ids)] = ids
+            out["attention_mask"][row, : len(ids)] = 1
+        return out
 
     def _pad(self, pairs: list[Encoding]) -> dict[str, np.ndarray]:
         length = max((len(p.ids) for p in pairs), default=0)
@@ -108,3 +174,10 @@ class PairTokenizer:
             if "token_type_ids" in out:
                 out["token_type_ids"][row, cols] = pair.type_ids
         return out
+
+
+def _keep(ids: list[int], count: int, from_start: bool) -> list[int]:
+    """The first (or last) `count` ids: truncation without special tokens."""
+    if len(ids) <= count:
+        return list(ids)
+    return list(ids[:count]) if from_start else list(ids[len(ids) - count:])

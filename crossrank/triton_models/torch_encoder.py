@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
-try:  # inside Triton the sibling module is imported flat; in the package, relatively
+try:  # inside Triton the sibling modules are imported flat; in the package, relatively
+    from causal_lm_score import load_scorer
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 except ImportError:
+    from crossrank.triton_models.causal_lm_score import load_scorer
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -34,16 +36,22 @@ def pick_device(precision: str) -> str:
 class TorchEncoder:
     def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
-                 tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False) -> None:
+                 tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False,
+                 score_token_id: int | None = None) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
+
+        def load(**kwargs: object) -> torch.nn.Module:
+            common = {"dtype": DTYPES[precision], "trust_remote_code": trust_remote_code, **kwargs}
+            if score_token_id is not None:  # a causal-LM reranker: the score is one token's logit
+                return load_scorer(model_dir, score_token_id, **common)
+            return AutoModelForSequenceClassification.from_pretrained(model_dir, **common)
+
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, dtype=DTYPES[precision], attn_implementation="sdpa", trust_remote_code=trust_remote_code)
+            model = load(attn_implementation="sdpa")
         except (ValueError, ImportError):  # architectures without SDPA support
-            model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, dtype=DTYPES[precision], trust_remote_code=trust_remote_code)
+            model = load()
         self._model = model.to(self.device).eval()
         self._input_names = list(input_names)
         width = tokens_per_batch or (GPU_TOKENS_PER_BATCH if self.device == "cuda" else DEFAULT_TOKENS_PER_BATCH)
@@ -57,7 +65,9 @@ class TorchEncoder:
         tensors = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in feed.items()}
         with torch.inference_mode():
             # Logits leave in fp32: activations and sorting never run in half precision.
-            return self._model(**tensors).logits.float().cpu().numpy()
+            output = self._model(**tensors)
+            logits = output if isinstance(output, torch.Tensor) else output.logits
+            return logits.float().cpu().numpy()
 
     def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""

@@ -13,17 +13,19 @@ import pytest
 import torch
 from crossrank_client import CrossEncoderClient
 from sentence_transformers import CrossEncoder
-from transformers import AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.triton_repository import read_config
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 from tests.e2e.server_process import ServerProcess
-from tests.model_builders import FAMILIES, pairs_with_long_documents, tiny_bert, tiny_family
+from tests.model_builders import FAMILIES, pairs_with_long_documents, tiny_bert, tiny_family, tiny_gemma
 
 pytestmark = pytest.mark.e2e
 TOLERANCE = 1e-4
 NO_TOKEN_TYPES = {"distilbert", "roberta", "xlm-roberta", "modernbert"}
+GEMMA_MAX_LENGTH = 96  # small, so that long passages and long queries are truncated
+GEMMA_ENGINES = {"gemma": "onnx-python", "gemma_torch": "torch-python"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.linear.Identity"}
     (identity / "config.json").write_text(json.dumps(config))
     dirs["identity"] = identity
+    dirs["gemma"] = tiny_gemma(root / "gemma")
     return dirs
 
 
@@ -43,7 +46,11 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def family_server(family_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     repo = tmp_path_factory.mktemp("family-repo") / "repo"
     for name, directory in family_dirs.items():
-        export(ExportOptions(source=str(directory), name=name, repository=repo))
+        if name != "gemma":
+            export(ExportOptions(source=str(directory), name=name, repository=repo))
+    for name, engine in GEMMA_ENGINES.items():
+        export(ExportOptions(source=str(family_dirs["gemma"]), name=name, repository=repo, engine=engine,
+                             max_length=GEMMA_MAX_LENGTH))
     server = ServerProcess(["--repository", str(repo)], log=repo.parent / "serve.log")
     server.repository = repo  # type: ignore[attr-defined]
     try:
@@ -88,3 +95,48 @@ def test_model_named_activation_is_the_default(family_server: ServerProcess, fam
         models = {m.name: m for m in client.list_models()}
     np.testing.assert_allclose(served, reference, atol=TOLERANCE)
     assert models["identity"].task == "rerank"
+
+
+def _model_card_scores(directory: Path, pairs: list[tuple[str, str]], max_length: int) -> np.ndarray:
+    """bge-reranker-v2-gemma's model-card code (its `get_inputs` and the "Yes" logit at the last position),
+    run one pair at a time so that no padding is involved."""
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    prompt = ("Given a query A and a passage B, determine whether the passage contains an answer to the query "
+              "by providing a prediction of either 'Yes' or 'No'.")
+    prompt_inputs = tokenizer(prompt, return_tensors=None, add_special_tokens=False)["input_ids"]
+    sep_inputs = tokenizer("\n", return_tensors=None, add_special_tokens=False)["input_ids"]
+    yes_loc = tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+    scores = []
+    for query, passage in pairs:
+        query_inputs = tokenizer(f"A: {query}", return_tensors=None, add_special_tokens=False,
+                                 max_length=max_length * 3 // 4, truncation=True)
+        passage_inputs = tokenizer(f"B: {passage}", return_tensors=None, add_special_tokens=False,
+                                   max_length=max_length, truncation=True)
+        item = tokenizer.prepare_for_model(
+            [tokenizer.bos_token_id] + query_inputs["input_ids"], sep_inputs + passage_inputs["input_ids"],
+            truncation="only_second", max_length=max_length, padding=False, return_attention_mask=False,
+            return_token_type_ids=False, add_special_tokens=False)
+        ids = torch.tensor([item["input_ids"] + sep_inputs + prompt_inputs])
+        with torch.no_grad():
+            scores.append(float(model(input_ids=ids).logits[0, -1, yes_loc]))
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("name", sorted(GEMMA_ENGINES))
+def test_gemma_causal_lm_reranker_scores_as_its_model_card(family_server: ServerProcess,
+                                                           family_dirs: dict[str, Path], name: str) -> None:
+    pairs = pairs_with_long_documents(30, long_words=200)
+    pairs.append((" ".join(["query"] * 90), "a long query is cut to three quarters of the max length"))
+    reference = _model_card_scores(family_dirs["gemma"], pairs, GEMMA_MAX_LENGTH)
+    with CrossEncoderClient(family_server.target) as client:
+        raw = np.array([r.score for r in client.classify(pairs, model=name, raw_scores=True)])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model=name, raw_scores=True)
+        scores = [r.score for r in client.classify(pairs[:5], model=name)]
+        model = {m.name: m for m in client.list_models()}[name]
+    assert np.max(np.abs(raw - reference)) <= TOLERANCE
+    expected = _model_card_scores(family_dirs["gemma"], [(pairs[0][0], b) for _, b in pairs], GEMMA_MAX_LENGTH)
+    assert [r.index for r in ranked] == list(np.argsort(-expected, kind="stable"))
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-reference[:5])), atol=TOLERANCE)  # sigmoid by default
+    assert model.task == "rerank" and list(model.labels) == ["Yes"]
+    assert model.max_length > GEMMA_MAX_LENGTH  # the pair budget plus the prompt

@@ -86,3 +86,12 @@ def test_tensorrt_plan_command_keeps_layernorm_in_fp32(repo: Path) -> None:
     layer_norms = flags["--layerPrecisions"].split(",")
     assert layer_norms and all(spec.endswith(":fp32") for spec in layer_norms)
     assert len(layer_norms) == 1 + 2 * 2  # embeddings + two per layer of the 2-layer model
+
+
+def test_causal_lm_without_the_score_token_is_refused(tmp_path: Path) -> None:
+    from tests.model_builders import tiny_gemma
+
+    gemma = tiny_gemma(tmp_path / "gemma")
+    with pytest.raises(ExportError, match="no token for '€'.*--score-token"):
+        export(ExportOptions(source=str(gemma), name="g", repository=tmp_path / "r", score_token="€"))
+    assert not (tmp_path / "r").exists()

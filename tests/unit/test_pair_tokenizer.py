@@ -46,3 +46,25 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     settings = TokenizerSettings(128, 1, ("input_ids", "attention_mask"), "left", "left")
     settings.dump(tmp_path / "s.json")
     assert TokenizerSettings.load(tmp_path / "s.json") == settings
+
+
+@pytest.mark.parametrize("max_length", [1024, 40, 12])
+def test_causal_lm_prompt_layout_matches_the_model_card_code(tmp_path: Path, max_length: int) -> None:
+    from crossrank.export.reference import prompt_input_ids
+    from crossrank.triton_models.pair_tokenizer import PromptTemplate
+    from tests.model_builders import tiny_gemma
+
+    hf = AutoTokenizer.from_pretrained(tiny_gemma(tmp_path / "gemma"))
+    settings = TokenizerSettings(max_length=max_length, pad_token_id=hf.pad_token_id,
+                                 model_input_names=("input_ids", "attention_mask"),
+                                 prompt=PromptTemplate(bos_token_id=hf.bos_token_id,
+                                                       query_max_length=max_length * 3 // 4))
+    tokenizer = PairTokenizer(Tokenizer.from_str(hf.backend_tokenizer.to_str()), settings)
+    pairs = [*pairs_with_long_documents(12, long_words=300), (" ".join(["alpha"] * 60), "short"), ("q", "d")]
+    batch = tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
+    for row, (query, passage) in enumerate(pairs):
+        expected = prompt_input_ids(hf, settings, query, passage)
+        mask = batch.tensors["attention_mask"][row]
+        assert list(batch.tensors["input_ids"][row][mask == 1]) == expected
+        assert mask[: len(expected)].all()  # padded on the right
+    assert "token_type_ids" not in batch.tensors
