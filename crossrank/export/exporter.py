@@ -138,7 +138,7 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
     if not causal:
         return _Loaded(tokenizer, model.eval())
     ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
-    if not ids or tokenizer.unk_token_id in ids[:1]:
+    if not ids or tokenizer.unk_token_id in ids:
         raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
                           "would be the score; name another with --score-token")
     return _Loaded(tokenizer, model.eval(), int(ids[0]))
