@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Hugging Face model id or local model directory")
     p.add_argument("--name", required=True, help="served model name")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
-    p.add_argument("--engine", default="onnx-python", help="onnx-python (default) or torch-python")
+    p.add_argument("--engine", default="onnx-python",
+                   help="onnx-python (default), torch-python; onnxruntime, tensorrt (Triton's native backends: "
+                        "the NGC Triton image, not the bundled one)")
     p.add_argument("--precision", default="fp32",
-                   help="fp32 (default); int8 (onnx-python); bf16, fp16 (torch-python, fp16 on a GPU)")
+                   help="fp32 (default); int8 (onnx-python, onnxruntime); bf16, fp16 (torch-python, fp16 on a "
+                        "GPU); fp16 (onnxruntime and tensorrt, on a GPU)")
     p.add_argument("--max-length", type=int, default=None,
                    help="default: the model's own; 1024 pair tokens for causal-LM rerankers")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")

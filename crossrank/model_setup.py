@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.export import source
+from crossrank.export.engines import PYTHON_BACKEND_ENGINES
 from crossrank.export.exporter import ExportError, ExportOptions, export
 from crossrank.export.triton_repository import read_config
 from crossrank.model_info import ModelInfo
@@ -92,6 +93,13 @@ def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
     elif not parsed:
         parsed = [parse_spec(source.DEFAULT_MODEL)]
     names = [_ensure(spec, repository) for spec in parsed]
-    if any(m.source == DEMO_SOURCE_LABEL for m in exported_models(repository)):
+    served = exported_models(repository)
+    if any(m.source == DEMO_SOURCE_LABEL for m in served):
         logger.warning("%s", source.DEMO_WARNING)
+    native = [m for m in served if m.engine and m.engine not in PYTHON_BACKEND_ENGINES]
+    if native:
+        raise ValueError(
+            f"{', '.join(f'{m.name} (engine {m.engine})' for m in native)} in {repository} need Triton's native "
+            f"backends, which the bundled Triton (python backend only) lacks: serve that repository with the NGC "
+            f"Triton image (docker/triton.Dockerfile) and --triton-url, or export again with --engine onnx-python")
     return names

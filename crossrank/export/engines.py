@@ -1,7 +1,8 @@
 """Encoder engines for `crossrank export --engine`: how each one builds and checks its Triton encoder model.
 
-Only `onnx-python` (ONNX Runtime inside a python-backend model, runs with the pip-bundled Triton on any CPU)
-exists today. Others plug in here by returning a `BuiltEncoder`.
+The python-backend engines live here: `onnx-python` (ONNX Runtime inside a python-backend model, runs with
+the pip-bundled Triton on any CPU) and `torch-python` (PyTorch, CUDA or CPU). Triton's native backends
+(`onnxruntime`, `tensorrt`) are in `native_engines.py`. Each returns a `BuiltEncoder`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
 class BuiltEncoder:
     spec: EncoderSpec
     score: Callable[[dict[str, np.ndarray]], np.ndarray]  # the exported encoder, run in-process
+    # The precision `score` runs in, where it differs from the served one (a native engine whose fp16 is
+    # applied by TensorRT on the GPU at load): export then checks fp32 parity and says what it could not.
+    checked_precision: str | None = None
 
 
 class Engine(Protocol):
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
-        """`model` is a sequence classifier, or a causal LM scored by `score_token_id`'s logit."""
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
+        """`model` is a sequence classifier, or a causal LM scored by `score_token_id`'s logit;
+        `sequence_limit` is the most tokens a pair takes into the encoder (a causal LM's prompt included)."""
 
 
 def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
@@ -49,15 +55,11 @@ class OnnxPythonEngine:
     """ONNX Runtime (CPU) in a python-backend model."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
-        from crossrank.export.onnx_export import export_onnx
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
-        work.mkdir(parents=True, exist_ok=True)
-        onnx_path = work / "model.onnx"
-        export_onnx(scoring_module(model, score_token_id), input_names, onnx_path)
-        if options.precision == "int8":
-            onnx_path = _quantize_int8(onnx_path)
+        onnx_path = onnx_file(model, input_names, work, options.precision, score_token_id)
         threads = options.encoder_threads or default_threads()
         encoder = OnnxEncoder(str(onnx_path), intra_op_threads=threads, pad_token_id=settings.pad_token_id,
                               padding_side=settings.padding_side)
@@ -81,7 +83,8 @@ class TorchPythonEngine:
     """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None) -> BuiltEncoder:
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
 
         try:
@@ -123,6 +126,17 @@ def scoring_module(model: Any, score_token_id: int | None) -> Any:
     return TokenLogitScorer(model, score_token_id).eval()
 
 
+def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str,
+              score_token_id: int | None) -> Path:
+    """Writes `work/model.onnx` (int8-quantized for precision int8) and returns its path."""
+    from crossrank.export.onnx_export import export_onnx
+
+    work.mkdir(parents=True, exist_ok=True)
+    onnx_path = work / "model.onnx"
+    export_onnx(scoring_module(model, score_token_id), input_names, onnx_path)
+    return _quantize_int8(onnx_path) if precision == "int8" else onnx_path
+
+
 def _quantize_int8(path: Path) -> Path:
     """Dynamic int8 quantization of the MatMul weights (activations quantized at run time), which uses the
     CPU's VNNI instructions where it has them."""
@@ -136,14 +150,24 @@ def _quantize_int8(path: Path) -> Path:
     return final
 
 
-ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {
-    "onnx-python": (OnnxPythonEngine(), ("fp32", "int8")),
-    "torch-python": (TorchPythonEngine(), ("fp32", "bf16", "fp16")),
-}
-
-
 class UnsupportedEngineError(ValueError):
     """The engine or precision is not available."""
+
+
+def _engines() -> dict[str, tuple[Engine, tuple[str, ...]]]:
+    from crossrank.export.native_engines import OnnxRuntimeEngine, TensorRTEngine
+
+    return {
+        "onnx-python": (OnnxPythonEngine(), ("fp32", "int8")),
+        "torch-python": (TorchPythonEngine(), ("fp32", "bf16", "fp16")),
+        "onnxruntime": (OnnxRuntimeEngine(), ("fp32", "fp16", "int8")),
+        "tensorrt": (TensorRTEngine(), ("fp16", "fp32")),
+    }
+
+
+ENGINES = _engines()
+# Engines that the pip-bundled Triton (python backend only) can run.
+PYTHON_BACKEND_ENGINES = ("onnx-python", "torch-python")
 
 
 def get(name: str, precision: str) -> Engine:

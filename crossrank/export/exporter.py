@@ -174,9 +174,12 @@ def export(options: ExportOptions) -> ExportReport:
         settings.dump(tokenizer_dir / SETTINGS_FILE)
         logger.info("exporting the encoder (%s)", options.engine)
         built = engine.build(model, settings.model_input_names, num_labels, settings, work / "encoder", options,
-                             loaded.score_token_id)
+                             loaded.score_token_id, info.max_length)
         pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
-        reduced = options.precision != "fp32"
+        reduced = (built.checked_precision or options.precision) != "fp32"
+        if built.checked_precision and built.checked_precision != options.precision:
+            logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
+                           "runs (see README, engines)", info.name, built.checked_precision, options.precision)
 
         def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
             return reference_logits(tokenizer, model, settings, pairs, loaded.score_token_id)

@@ -28,10 +28,13 @@ class EncoderSpec:
 
     input_names: tuple[str, ...]
     num_labels: int
-    backend: str  # "python" or a Triton platform/backend name
+    backend: str  # "python", "onnxruntime" or "tensorrt"
     parameters: Mapping[str, str]
     instance_count: int
     write_files: Callable[[Path], None]  # fills the model's version folder
+    instance_kind: int = mc.ModelInstanceGroup.KIND_CPU
+    # Native backends: execution accelerators and the like (the python backend ignores it).
+    optimization: mc.ModelOptimizationPolicy | None = None
 
 
 def _tensor(cls: type, name: str, dtype: int, dims: list[int]) -> object:
@@ -59,7 +62,9 @@ def encoder_config(name: str, spec: EncoderSpec, max_batch_size: int) -> mc.Mode
     config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_INT64, [-1]) for n in spec.input_names)
     config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [spec.num_labels]))
     config.dynamic_batching.SetInParent()
-    config.instance_group.add(count=spec.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.instance_group.add(count=spec.instance_count, kind=spec.instance_kind)
+    if spec.optimization is not None:
+        config.optimization.CopyFrom(spec.optimization)
     _set_parameters(config, spec.parameters)
     return config
 
