@@ -1,0 +1,75 @@
+"""Reduced precisions on the MiniLM-L-6 stand-in: export prints the largest score difference to fp32, the
+Spearman correlation and the top-10 overlap over fixed query/passage lists, those figures are what the
+exported model really does (recomputed here from the files written), and export warns loudly exactly when
+Spearman falls below 0.99."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from sentence_transformers import CrossEncoder
+
+from crossrank.cli import main
+from crossrank.export.agreement import MIN_SPEARMAN
+from crossrank.export.samples import ranking_lists
+from crossrank.triton_models.pair_tokenizer import PairTokenizer
+
+SUMMARY = re.compile(r"(\w+) against fp32: largest score difference ([\d.]+), Spearman ([\d.]+), "
+                     r"top-10 overlap ([\d.]+) over (\d+) query/passage lists")
+
+
+def _served_scores(repo: Path, name: str, engine: str, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Scores from the files export wrote, through the encoder code Triton runs."""
+    tokenizer = PairTokenizer.from_directory(repo / f"{name}_tokenizer" / "1")
+    batch = tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
+    version = repo / f"{name}_encoder" / "1"
+    if engine == "onnx-python":
+        from crossrank.triton_models.onnx_encoder import OnnxEncoder
+
+        logits = OnnxEncoder(str(version / "model.onnx")).score([batch])[0]
+    else:
+        from crossrank.triton_models.torch_encoder import TorchEncoder
+
+        logits = TorchEncoder(str(version / "hf"), list(batch), precision="bf16", device="cpu").score([batch])[0]
+    return 1 / (1 + np.exp(-logits[:, 0].astype(np.float64)))
+
+
+@pytest.mark.parametrize(("engine", "precision"), [("onnx-python", "int8"), ("torch-python", "bf16")])
+def test_export_reports_true_agreement_and_warns_below_099(minilm_dir: Path, tmp_path: Path, engine: str,
+                                                           precision: str, capsys: pytest.CaptureFixture[str],
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    repo = tmp_path / "repo"
+    with caplog.at_level(logging.WARNING):
+        code = main(["export", str(minilm_dir), "--name", "m", "--repository", str(repo), "--engine", engine,
+                     "--precision", precision])
+    assert code == 0
+    captured = capsys.readouterr()
+    match = SUMMARY.search(captured.out)
+    assert match, "export prints the agreement line"
+    assert match.group(1) == precision
+    max_diff, rho, top10, lists = float(match[2]), float(match[3]), float(match[4]), int(match[5])
+    assert lists == len(ranking_lists())
+    warned = f"!!! {precision} export of m ranks unlike fp32" in captured.err + caplog.text
+    assert warned == (rho < MIN_SPEARMAN)
+
+    # The printed figures are the exported model's: recomputed from the repository against
+    # sentence-transformers fp32.
+    reference = CrossEncoder(str(minilm_dir), device="cpu")
+    rhos, overlaps, diffs = [], [], []
+    for query, passages in ranking_lists():
+        pairs = [(query, p) for p in passages]
+        expected = np.asarray(reference.predict(pairs, activation_fn=torch.nn.Sigmoid()), dtype=np.float64)
+        got = _served_scores(repo, "m", engine, pairs)
+        diffs.append(np.max(np.abs(expected - got)))
+        rhos.append(spearmanr(expected, got).statistic)
+        overlaps.append(len(set(np.argsort(-expected)[:10]) & set(np.argsort(-got)[:10])) / 10)
+    assert np.mean(rhos) == pytest.approx(rho, abs=2e-4)
+    assert np.mean(overlaps) == pytest.approx(top10, abs=2e-3)
+    assert max(diffs) == pytest.approx(max_diff, abs=2e-4)
+    assert 0 < max_diff < 0.5  # reduced, not broken
