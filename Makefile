@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak client-toolchains clients bench bench-quick lint lint-deploy proto proto-check clean
+.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check clean
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -53,11 +53,21 @@ soak: setup
 test-unit: setup
 	$(PY) -m pytest -q tests/unit tests/integration
 
-bench: setup
-	$(VENV)/bin/crossrank bench
+# Infinity, the peer the benchmark compares with, in a virtual environment of its own. An install that
+# fails does not stop the benchmark: it reports why Infinity was not measured (.venv-infinity/install.log).
+INFINITY_VENV ?= .venv-infinity
+$(INFINITY_VENV)/.installed: requirements/infinity.txt
+	rm -rf $(INFINITY_VENV) && $(PYTHON) -m venv $(INFINITY_VENV)
+	if $(INFINITY_VENV)/bin/pip install --quiet -r requirements/infinity.txt > $(INFINITY_VENV)/install.log 2>&1; \
+	then touch $@; else echo "infinity-emb did not install; see $(INFINITY_VENV)/install.log"; fi
 
-bench-quick: setup
-	$(VENV)/bin/crossrank bench --quick
+infinity: $(INFINITY_VENV)/.installed
+
+bench: setup infinity
+	$(VENV)/bin/crossrank bench --infinity-venv $(INFINITY_VENV)
+
+bench-quick: setup infinity
+	$(VENV)/bin/crossrank bench --quick --infinity-venv $(INFINITY_VENV)
 
 lint: setup proto-check lint-deploy
 	$(VENV)/bin/ruff check crossrank client tests tools

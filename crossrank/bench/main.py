@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crossrank.bench import measure, report, workload
+from crossrank.bench import infinity, measure, report, workload
 from crossrank.bench.systems import OnnxRuntimeSystem, SentenceTransformersSystem, ServedSystem, TritonDirectSystem
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
@@ -79,7 +79,7 @@ def cold_start(repository: Path) -> float:
 
 
 async def _served(repository: Path, specs: dict[str, list[workload.RerankRequestSpec]],
-                  results: list[measure.Measurement], memory: dict[str, float]) -> None:
+                  results: list[measure.Measurement], memory: dict[str, float], repeat: int) -> None:
     triton = EmbeddedTriton(TritonOptions(repository))
     url = await triton.start()
     process, target = _serve(["--triton-url", url])
@@ -87,16 +87,16 @@ async def _served(repository: Path, specs: dict[str, list[workload.RerankRequest
     try:
         await asyncio.to_thread(_wait_serving, target, process, 120)
         for system in (direct, served):
-            results.append(await measure.run_concurrent(system.name, "A", system.score, specs["A"], 1))
-            results.append(await measure.run_concurrent(system.name, "B", system.score, specs["B"], 16))
-        results.append(await measure.run_concurrent(served.name, "C", served.score, specs["C"], 4))
+            results.append(await measure.repeat_concurrent(repeat, system.name, "A", system.score, specs["A"], 1))
+            results.append(await measure.repeat_concurrent(repeat, system.name, "B", system.score, specs["B"], 16))
+        results.append(await measure.repeat_concurrent(repeat, served.name, "C", served.score, specs["C"], 4))
         int8 = ServedSystem(target, MODEL_INT8)
-        results.append(await measure.run_concurrent(int8.name, "A", int8.score, specs["A"], 1))
+        results.append(await measure.repeat_concurrent(repeat, int8.name, "A", int8.score, specs["A"], 1))
         await int8.close()
         # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
         for system in (direct, served):
-            results.append(await measure.run_concurrent(system.name, "B-sequential", system.score,
-                                                        specs["B"][:64], 1))
+            results.append(await measure.repeat_concurrent(repeat, system.name, "B-sequential", system.score,
+                                                           specs["B"][:64], 1))
         memory["gateway_rss_mib"] = measure.rss_mib([process.pid])
         memory["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
     finally:
@@ -106,13 +106,45 @@ async def _served(repository: Path, specs: dict[str, list[workload.RerankRequest
         await triton.stop()
 
 
+async def _infinity(venv: Path, model_dir: Path, specs: dict[str, list[workload.RerankRequestSpec]],
+                    results: list[measure.Measurement], output: Path, repeat: int) -> dict[str, Any]:
+    """Infinity on scenarios A, B and C; returns what the summary records about it."""
+    reason = infinity.unavailable(venv)
+    if reason:
+        return {"infinity": reason}
+    output.mkdir(parents=True, exist_ok=True)
+    server = infinity.InfinityServer(venv, model_dir, output / "infinity.log")
+    try:
+        ready_s = await asyncio.to_thread(server.wait_ready)
+        system = infinity.InfinitySystem(server)
+        try:
+            for scenario, concurrency in (("A", 1), ("B", 16), ("C", 4)):
+                results.append(await measure.repeat_concurrent(repeat, system.name, scenario, system.score,
+                                                               specs[scenario], concurrency))
+            scores = await system.score(specs["A"][0])
+            rss = measure.rss_mib(measure.process_tree(server.pid))
+        finally:
+            await system.close()
+    except (RuntimeError, TimeoutError) as exc:
+        return {"infinity": f"not measured: {exc}"}
+    finally:
+        server.stop()
+    return {"infinity": f"infinity-emb, torch engine, CPU, batch size {infinity.BATCH_SIZE}; ready in {ready_s:.0f} s",
+            "infinity_rss_mib": rss, "infinity_scores_first_request": [float(x) for x in scores]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crossrank bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small workload, under two minutes")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
     parser.add_argument("--cache", type=Path, default=Path("bench/.cache"))
+    parser.add_argument("--infinity-venv", type=Path, default=Path(".venv-infinity"),
+                        help="virtual environment with infinity-emb (make bench builds it)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each measurement; the median run is reported (default: 3 full, 1 quick)")
     args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 3)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.triton_launcher"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -128,16 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(args.repository)
     logger.info("sentence-transformers, scenario A")
     st = SentenceTransformersSystem(model_dir)
-    results.append(measure.run_sequential(st.name, "A", st.score, specs["A"]))
+    results.append(measure.repeat_sequential(repeat, st.name, "A", st.score, specs["A"]))
+    st_scores = st.score(specs["A"][0])
     del st
     logger.info("onnxruntime in-process, scenario A")
     ort_system = OnnxRuntimeSystem(args.repository, MODEL)
-    results.append(measure.run_sequential(ort_system.name, "A", ort_system.score, specs["A"]))
+    results.append(measure.repeat_sequential(repeat, ort_system.name, "A", ort_system.score, specs["A"]))
     ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
-    results.append(measure.run_sequential(ort_int8.name, "A", ort_int8.score, specs["A"]))
+    results.append(measure.repeat_sequential(repeat, ort_int8.name, "A", ort_int8.score, specs["A"]))
     tokens = ort_system.token_counts(specs["A"][0])
+    del ort_system, ort_int8
+    logger.info("infinity, scenarios A, B, C")
+    peer = asyncio.run(_infinity(args.infinity_venv, model_dir, specs, results, args.output, repeat))
+    if "infinity_scores_first_request" in peer:  # same model, same scores: the comparison is fair
+        peer["infinity_max_abs_diff_to_sentence_transformers"] = float(
+            max(abs(a - b) for a, b in zip(peer.pop("infinity_scores_first_request"), st_scores)))
     logger.info("crossrank served and Triton direct, scenarios A, B, C")
-    asyncio.run(_served(args.repository, specs, results, memory))
+    asyncio.run(_served(args.repository, specs, results, memory, repeat))
 
     config = json.loads((model_dir / "config.json").read_text())
     flops = measure.bert_flops_per_pair(config["num_hidden_layers"], config["hidden_size"],
@@ -150,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "flops_per_pair": flops,
         "matmul_peak_gflops": measure.matmul_peak_gflops(),
         "cold_start_s": cold,
-        "infinity": "not measured: infinity-emb is not set up by this benchmark yet",
+        "repeat": repeat,
+        **peer,
         **memory,
         "measurements": [m.as_dict() for m in results],
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,30 @@ class Measurement:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    runs_pairs_per_s: tuple[float, ...] = ()  # every run's pairs/s, where the measurement was repeated
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def median_run(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median throughput (the lower middle for an even count), with all runs' pairs/s."""
+    ordered = sorted(runs, key=lambda m: m.pairs_per_s)
+    middle = ordered[(len(ordered) - 1) // 2]
+    return replace(middle, runs_pairs_per_s=tuple(m.pairs_per_s for m in runs))
+
+
+def repeat_sequential(times: int, system: str, scenario: str, call: Callable[[RerankRequestSpec], Any],
+                      specs: Sequence[RerankRequestSpec]) -> Measurement:
+    return median_run([run_sequential(system, scenario, call, specs, warmup=2 if i == 0 else 0)
+                       for i in range(times)])
+
+
+async def repeat_concurrent(times: int, system: str, scenario: str,
+                            call: Callable[[RerankRequestSpec], Awaitable[Any]],
+                            specs: Sequence[RerankRequestSpec], concurrency: int) -> Measurement:
+    return median_run([await run_concurrent(system, scenario, call, specs, concurrency, warmup=2 if i == 0 else 0)
+                       for i in range(times)])
 
 
 def _summarize(system: str, scenario: str, specs: Sequence[RerankRequestSpec], seconds: float,

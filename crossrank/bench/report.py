@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-ST, ORT, SERVED, DIRECT = ("sentence-transformers", "onnxruntime in-process", "crossrank served",
-                           "triton ensemble direct")
+ST, ORT, SERVED, DIRECT, INFINITY = ("sentence-transformers", "onnxruntime in-process", "crossrank served",
+                                     "triton ensemble direct", "infinity (torch)")
 
 
 def _find(summary: dict[str, Any], system: str, scenario: str) -> dict[str, Any] | None:
@@ -31,6 +31,12 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
     served_int8 = _find(summary, SERVED + " int8", "A")
     if served_int8 and st:
         out["A_served_int8_over_sentence_transformers"] = served_int8["pairs_per_s"] / st["pairs_per_s"]
+    for scenario in ("A", "B", "C"):
+        served, peer = _find(summary, SERVED, scenario), _find(summary, INFINITY, scenario)
+        if served and peer:
+            out[f"{scenario}_served_over_infinity"] = served["pairs_per_s"] / peer["pairs_per_s"]
+    if ort and (peer_a := _find(summary, INFINITY, "A")):
+        out["A_onnxruntime_over_infinity"] = ort["pairs_per_s"] / peer_a["pairs_per_s"]
     if served_a and served_b:
         out["B_served_over_A_served"] = served_b["pairs_per_s"] / served_a["pairs_per_s"]
     for scenario in ("A", "B-sequential"):
@@ -45,7 +51,8 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = [f"Model: {summary['model']}; {summary['mean_tokens_per_pair']:.0f} tokens/pair on average; "
-             f"{summary['machine']['cpus']} CPUs; mode {summary['mode']}.", "",
+             f"{summary['machine']['cpus']} CPUs; mode {summary['mode']}; each row the median of "
+             f"{summary.get('repeat', 1)} run(s).", "",
              "| scenario | system | requests | pairs/s | p50 ms | p95 ms | p99 ms |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for m in summary["measurements"]:
@@ -59,6 +66,10 @@ def markdown(summary: dict[str, Any]) -> str:
               f"| Triton RSS (server + python-backend stubs), MiB | {summary.get('triton_rss_mib', 0):.0f} |",
               f"| measured fp32 matmul peak, GFLOP/s | {summary['matmul_peak_gflops']:.0f} |",
               "", f"Infinity: {summary['infinity']}"]
+    if "infinity_max_abs_diff_to_sentence_transformers" in summary:
+        lines.append(f"Infinity's raw scores differ from sentence-transformers' by at most "
+                     f"{summary['infinity_max_abs_diff_to_sentence_transformers']:.1e} (same model), RSS "
+                     f"{summary.get('infinity_rss_mib', 0):.0f} MiB.")
     return "\n".join(lines) + "\n"
 
 

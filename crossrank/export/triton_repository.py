@@ -59,7 +59,13 @@ def tokenizer_config(name: str, input_names: tuple[str, ...], max_batch_size: in
 
 def encoder_config(name: str, spec: EncoderSpec, max_batch_size: int) -> mc.ModelConfig:
     config = mc.ModelConfig(name=name, backend=spec.backend, max_batch_size=max_batch_size)
-    config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_INT64, [-1]) for n in spec.input_names)
+    # Each request comes padded to its own longest pair. Triton's dynamic batcher merges only requests of
+    # equal shape unless inputs allow ragged batches; the python-backend encoders receive every request's
+    # tensors apart and re-pad them together (ragged_batching.py), so they allow it. Native backends would
+    # concatenate the tensors, so they get only equal shapes.
+    ragged = spec.backend == "python"
+    config.input.extend(mc.ModelInput(name=n, data_type=mc.TYPE_INT64, dims=[-1], allow_ragged_batch=ragged)
+                        for n in spec.input_names)
     config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [spec.num_labels]))
     config.dynamic_batching.SetInParent()
     config.instance_group.add(count=spec.instance_count, kind=spec.instance_kind)

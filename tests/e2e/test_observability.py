@@ -58,3 +58,31 @@ def test_access_log_has_one_line_per_request(server: ServerProcess) -> None:
         client.rerank("alpha", ["beta"], model="tiny-bert")
     lines = [line for line in server.log().splitlines() if "crossrank.access" in line and "method=Rerank" in line]
     assert lines and re.search(r"request_id=\w+ method=Rerank model=tiny-bert pairs=1 code=OK latency_ms=", lines[-1])
+
+
+def test_concurrent_requests_of_different_lengths_share_encoder_executions(server: ServerProcess) -> None:
+    """Triton's dynamic batcher merges concurrent requests whose padded lengths differ (ragged batching):
+    Triton's own counters show fewer encoder executions than encoder requests."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = 'model="tiny-bert_encoder",version="1"'
+
+    def counts() -> tuple[float, float]:
+        text = _scrape(server.triton_metrics_port)
+        return (_value(text, rf"nv_inference_request_success\{{{encoder}\}}"),
+                _value(text, rf"nv_inference_exec_count\{{{encoder}\}}"))
+
+    def call(i: int) -> None:
+        with CrossEncoderClient(server.target) as client:
+            for k in range(4):
+                longest = 1 + (i * 4 + k) % 20  # so that concurrent requests are padded to different lengths
+                documents = [" ".join(["alpha beta"] * (1 + j % longest)) for j in range(30)]
+                client.rerank(f"query {i}", documents, model="tiny-bert")
+
+    requests_before, executions_before = counts()
+    with ThreadPoolExecutor(24) as pool:
+        list(pool.map(call, range(24)))
+    requests_after, executions_after = counts()
+    requests, executions = requests_after - requests_before, executions_after - executions_before
+    assert requests >= 96
+    assert executions < 0.6 * requests, f"{executions:.0f} executions for {requests:.0f} requests"

@@ -34,6 +34,7 @@ def test_three_models_with_valid_configs(repo: Path) -> None:
     assert tokenizer.backend == encoder.backend == "python"
     assert {o.name for o in tokenizer.output} == {"input_ids", "attention_mask", "token_type_ids", "num_tokens"}
     assert {i.name for i in encoder.input} == {"input_ids", "attention_mask", "token_type_ids"}
+    assert all(i.allow_ragged_batch for i in encoder.input)  # requests padded to different lengths merge
     assert encoder.output[0].data_type == mc.TYPE_FP32 and list(encoder.output[0].dims) == [1]
     assert tokenizer.HasField("dynamic_batching") and encoder.HasField("dynamic_batching")
     params = {k: v.string_value for k, v in ensemble.parameters.items()}

@@ -46,6 +46,7 @@ def test_onnxruntime_fp16_is_tensorrt_fp16_with_layernorm_fp32(tmp_path: Path, t
     assert "checked the encoder in fp32" in caplog.text
     encoder = read_config(repo / "ort_encoder")
     assert encoder.backend == "onnxruntime" and encoder.max_batch_size == 32
+    assert not any(i.allow_ragged_batch for i in encoder.input)  # the backend concatenates: equal shapes only
     assert [g.kind for g in encoder.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     params = _accelerator(encoder)
     assert params["precision_mode"] == "FP16" and params["trt_layer_norm_fp32_fallback"] == "1"
