@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
     results.append(measure.repeat_sequential(repeat, ort_int8.name, "A", ort_int8.score, specs["A"]))
     tokens = ort_system.token_counts(specs["A"][0])
+    padding = {"A": ort_system.padding(specs["A"], 1), "B": ort_system.padding(specs["B"], 16)}
     del ort_system, ort_int8
     logger.info("infinity, scenarios A, B, C")
     peer = asyncio.run(_infinity(args.infinity_venv, model_dir, specs, results, args.output, repeat))
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak_gflops": measure.matmul_peak_gflops(),
         "cold_start_s": cold,
         "repeat": repeat,
+        "padding_fraction": padding,
         **peer,
         **memory,
         "measurements": [m.as_dict() for m in results],

@@ -65,6 +65,9 @@ def markdown(summary: dict[str, Any]) -> str:
               f"| gateway RSS, MiB | {summary.get('gateway_rss_mib', 0):.0f} |",
               f"| Triton RSS (server + python-backend stubs), MiB | {summary.get('triton_rss_mib', 0):.0f} |",
               f"| measured fp32 matmul peak, GFLOP/s | {summary['matmul_peak_gflops']:.0f} |",
+              *(f"| padding share, scenario {scenario}: crossrank / 32-pair batches in order | "
+                f"{shares['crossrank']:.3f} / {shares['batches_of_32_in_order']:.3f} |"
+                for scenario, shares in summary.get("padding_fraction", {}).items()),
               "", f"Infinity: {summary['infinity']}"]
     if "infinity_max_abs_diff_to_sentence_transformers" in summary:
         lines.append(f"Infinity's raw scores differ from sentence-transformers' by at most "

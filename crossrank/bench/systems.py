@@ -37,6 +37,21 @@ class OnnxRuntimeSystem:
                                     intra_op_threads=os.cpu_count() or 1,
                                     pad_token_id=self._tokenizer.settings.pad_token_id)
 
+    def padding(self, specs: list[RerankRequestSpec], merged: int) -> dict[str, float]:
+        """Padded share of the encoder's positions: crossrank's batching with `merged` requests per Triton
+        execution, against padding each 32 pairs to their longest (sentence-transformers' batches)."""
+        from crossrank.triton_models.ragged_batching import RaggedBatcher, padding_fraction
+
+        feeds = [self._tokenizer.encode([s.query] * len(s.documents), list(s.documents)).tensors for s in specs]
+        batcher = RaggedBatcher(list(feeds[0]))
+        for start in range(0, len(feeds), merged):
+            batcher.score(feeds[start:start + merged], lambda feed: np.zeros((len(feed["input_ids"]), 1)))
+        lengths = np.concatenate([f["attention_mask"].sum(axis=1) for f in feeds])
+        in_order = sum(32 * int(lengths[i:i + 32].max()) if len(lengths[i:i + 32]) == 32
+                       else len(lengths[i:]) * int(lengths[i:].max()) for i in range(0, len(lengths), 32))
+        return {"crossrank": padding_fraction(batcher.real_tokens, batcher.padded_tokens),
+                "batches_of_32_in_order": padding_fraction(int(lengths.sum()), in_order)}
+
     def token_counts(self, spec: RerankRequestSpec) -> np.ndarray:
         batch = self._tokenizer.encode([spec.query] * len(spec.documents), list(spec.documents))
         return np.minimum(batch.num_tokens, self._tokenizer.settings.max_length)

@@ -24,6 +24,9 @@ class RaggedBatcher:
         self._pad_token_id = pad_token_id
         self._left = padding_side == "left"
         self._tokens_per_batch = tokens_per_batch
+        # Running totals of real and padded-to positions the encoder was given (benchmark, tests).
+        self.real_tokens = 0
+        self.padded_tokens = 0
 
     def score(self, requests: Sequence[Feed], run: Callable[[Feed], np.ndarray]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] (float32) for each request's inputs [n_i, length_i]."""
@@ -38,6 +41,8 @@ class RaggedBatcher:
             chunk = order[start:stop]
             feed = {name: self._gather(requests, [rows[k] for k in chunk], name, width)
                     for name in self._input_names}
+            self.real_tokens += int(lengths[chunk].sum())
+            self.padded_tokens += len(chunk) * width
             for k, row_logits in zip(chunk, run(feed)):
                 logits[int(k)] = row_logits
             start = stop
@@ -60,3 +65,8 @@ class RaggedBatcher:
             cols = slice(width - len(values), width) if self._left else slice(0, len(values))
             out[j, cols] = values
         return out
+
+
+def padding_fraction(real_tokens: int, padded_tokens: int) -> float:
+    """The share of the encoder's positions that were padding."""
+    return 1 - real_tokens / padded_tokens if padded_tokens else 0.0
