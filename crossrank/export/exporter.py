@@ -152,6 +152,7 @@ def export(options: ExportOptions) -> ExportReport:
         path = source.resolve(options.source)
     except source.SourceError as exc:
         raise ExportError(str(exc)) from exc
+    logger.info("loading %s", path)
     loaded = _load(path, options)
     tokenizer, model = loaded.tokenizer, loaded.model
     settings = _settings(loaded, options)
@@ -247,6 +248,7 @@ def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built:
         batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
         return apply(info.activation, built.score(batch.tensors))[:, 0]
 
+    logger.info("%s: measuring ranking agreement with fp32", info.precision)
     result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
     logger.info("%s against fp32: %s", info.precision, result.summary())
     if result.spearman < agreement_module.MIN_SPEARMAN:
@@ -259,6 +261,7 @@ def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built:
 def _check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
                   tolerance: float) -> tuple[float, int]:
     pairs = sample_pairs()
+    logger.info("parity: scoring %d sample pairs with PyTorch, then with the exported model", len(pairs))
     expected = reference(pairs)
     batch = pair_tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
     exported = built.score(batch.tensors)

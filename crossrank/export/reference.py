@@ -9,12 +9,17 @@ shift positions).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+
+logger = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0
 
 
 def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pairs: Sequence[tuple[str, str]],
@@ -28,10 +33,14 @@ def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pa
                                  truncation="longest_first", max_length=settings.max_length, return_tensors="pt")
             return model(**features).logits.float().numpy()
         assert token_id is not None
-        rows = []
+        rows: list[float] = []
+        last_report = time.monotonic()
         for query, passage in pairs:
             ids = torch.tensor([prompt_input_ids(tokenizer, settings, query, passage)])
             rows.append(float(model(input_ids=ids).logits[0, -1, token_id].float()))
+            if time.monotonic() - last_report > PROGRESS_EVERY_S:  # a billion-parameter LM takes a while
+                logger.info("reference scores: %d of %d pairs", len(rows), len(pairs))
+                last_report = time.monotonic()
         return np.array(rows, dtype=np.float32).reshape(-1, 1)
 
 
