@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -11,8 +12,12 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from crossrank.bench import infinity, measure, report, workload
 from crossrank.bench.systems import OnnxRuntimeSystem, SentenceTransformersSystem, ServedSystem, TritonDirectSystem
@@ -78,59 +83,97 @@ def cold_start(repository: Path) -> float:
         _stop(process)
 
 
-async def _served(repository: Path, specs: dict[str, list[workload.RerankRequestSpec]],
-                  results: list[measure.Measurement], memory: dict[str, float], repeat: int) -> None:
-    triton = EmbeddedTriton(TritonOptions(repository))
-    url = await triton.start()
-    process, target = _serve(["--triton-url", url])
-    served, direct = ServedSystem(target, MODEL), TritonDirectSystem(url, MODEL)
-    try:
-        await asyncio.to_thread(_wait_serving, target, process, 120)
-        for system in (direct, served):
-            results.append(await measure.repeat_concurrent(repeat, system.name, "A", system.score, specs["A"], 1))
-            results.append(await measure.repeat_concurrent(repeat, system.name, "B", system.score, specs["B"], 16))
-        results.append(await measure.repeat_concurrent(repeat, served.name, "C", served.score, specs["C"], 4))
-        int8 = ServedSystem(target, MODEL_INT8)
-        results.append(await measure.repeat_concurrent(repeat, int8.name, "A", int8.score, specs["A"], 1))
-        await int8.close()
-        # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
-        for system in (direct, served):
-            results.append(await measure.repeat_concurrent(repeat, system.name, "B-sequential", system.score,
-                                                           specs["B"][:64], 1))
-        memory["gateway_rss_mib"] = measure.rss_mib([process.pid])
-        memory["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
-    finally:
-        await served.close()
-        await direct.close()
-        _stop(process)
-        await triton.stop()
+Call = Callable[[workload.RerankRequestSpec], Any]
 
 
-async def _infinity(venv: Path, model_dir: Path, specs: dict[str, list[workload.RerankRequestSpec]],
-                    results: list[measure.Measurement], output: Path, repeat: int) -> dict[str, Any]:
-    """Infinity on scenarios A, B and C; returns what the summary records about it."""
+@dataclass
+class _Case:
+    """One row of the table: a system on a scenario, measured once per round."""
+
+    system: str
+    scenario: str
+    call: Call
+    concurrency: int  # 0: a blocking in-process call, run sequentially
+    runs: list[measure.Measurement] = field(default_factory=list)
+
+    async def run(self, specs: list[workload.RerankRequestSpec], first: bool) -> None:
+        warmup = 2 if first else 0
+        if self.concurrency == 0:
+            self.runs.append(measure.run_sequential(self.system, self.scenario, self.call, specs, warmup))
+        else:
+            self.runs.append(await measure.run_concurrent(self.system, self.scenario, self.call, specs,
+                                                          self.concurrency, warmup))
+
+
+async def _start_infinity(venv: Path, model_dir: Path, output: Path,
+                          stack: contextlib.AsyncExitStack) -> tuple[Any, dict[str, Any]]:
     reason = infinity.unavailable(venv)
     if reason:
-        return {"infinity": reason}
+        return None, {"infinity": reason}
     output.mkdir(parents=True, exist_ok=True)
     server = infinity.InfinityServer(venv, model_dir, output / "infinity.log")
+    stack.callback(server.stop)
     try:
         ready_s = await asyncio.to_thread(server.wait_ready)
-        system = infinity.InfinitySystem(server)
-        try:
-            for scenario, concurrency in (("A", 1), ("B", 16), ("C", 4)):
-                results.append(await measure.repeat_concurrent(repeat, system.name, scenario, system.score,
-                                                               specs[scenario], concurrency))
-            scores = await system.score(specs["A"][0])
-            rss = measure.rss_mib(measure.process_tree(server.pid))
-        finally:
-            await system.close()
     except (RuntimeError, TimeoutError) as exc:
-        return {"infinity": f"not measured: {exc}"}
-    finally:
-        server.stop()
-    return {"infinity": f"infinity-emb, torch engine, CPU, batch size {infinity.BATCH_SIZE}; ready in {ready_s:.0f} s",
-            "infinity_rss_mib": rss, "infinity_scores_first_request": [float(x) for x in scores]}
+        return None, {"infinity": f"not measured: {exc}"}
+    system = infinity.InfinitySystem(server)
+    stack.push_async_callback(system.close)
+    return system, {"infinity": f"infinity-emb, torch engine, CPU, batch size {infinity.BATCH_SIZE}; ready in "
+                                f"{ready_s:.0f} s", "infinity_pid": server.pid}
+
+
+async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[str, list[workload.RerankRequestSpec]],
+                       repeat: int) -> tuple[list[measure.Measurement], dict[str, Any]]:
+    """Starts every system, then measures them in rounds: each round runs every case once, so that the
+    machine's drift between minutes falls on all systems alike; each row reports its median round."""
+    extra: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        st = SentenceTransformersSystem(model_dir)
+        extra["st_first_request"] = st.score(specs["A"][0])
+        ort_fp32 = OnnxRuntimeSystem(args.repository, MODEL)
+        ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
+        extra["tokens"] = ort_fp32.token_counts(specs["A"][0])
+        extra["padding_fraction"] = {"A": ort_fp32.padding(specs["A"], 1), "B": ort_fp32.padding(specs["B"], 16)}
+        peer, peer_info = await _start_infinity(args.infinity_venv, model_dir, args.output, stack)
+        extra.update(peer_info)
+        triton = EmbeddedTriton(TritonOptions(args.repository))
+        url = await triton.start()
+        stack.push_async_callback(triton.stop)
+        process, target = _serve(["--triton-url", url])
+        stack.callback(_stop, process)
+        await asyncio.to_thread(_wait_serving, target, process, 120)
+        served, direct = ServedSystem(target, MODEL), TritonDirectSystem(url, MODEL)
+        served_int8 = ServedSystem(target, MODEL_INT8)
+        for client in (served, direct, served_int8):
+            stack.push_async_callback(client.close)
+
+        cases = [_Case(st.name, "A", st.score, 0), _Case(ort_fp32.name, "A", ort_fp32.score, 0),
+                 _Case(ort_int8.name, "A", ort_int8.score, 0)]
+        if peer is not None:
+            cases += [_Case(peer.name, scenario, peer.score, n) for scenario, n in (("A", 1), ("B", 16), ("C", 4))]
+        cases += [_Case(direct.name, "A", direct.score, 1), _Case(direct.name, "B", direct.score, 16),
+                  _Case(served.name, "A", served.score, 1), _Case(served.name, "B", served.score, 16),
+                  _Case(served.name, "C", served.score, 4), _Case(served_int8.name, "A", served_int8.score, 1),
+                  # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
+                  _Case(direct.name, "B-sequential", direct.score, 1),
+                  _Case(served.name, "B-sequential", served.score, 1)]
+        for round_ in range(repeat):
+            logger.info("round %d of %d", round_ + 1, repeat)
+            for case in cases:
+                case_specs = specs["B"][:64] if case.scenario == "B-sequential" else specs[case.scenario]
+                await case.run(case_specs, first=round_ == 0)
+        extra["gateway_overhead_p50_ms_paired"] = await measure.paired_overhead_ms(
+            direct.score, served.score, specs["B"][:64] * repeat)
+        if peer is not None:
+            scores = await peer.score(specs["A"][0])  # same model, same scores: the comparison is fair
+            extra["infinity_max_abs_diff_to_sentence_transformers"] = float(
+                np.max(np.abs(np.asarray(scores) - extra["st_first_request"])))
+            extra["infinity_rss_mib"] = measure.rss_mib(measure.process_tree(extra.pop("infinity_pid")))
+        extra["gateway_rss_mib"] = measure.rss_mib([process.pid])
+        extra["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
+    extra.pop("st_first_request")
+    return [measure.median_run(case.runs) for case in cases], extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--infinity-venv", type=Path, default=Path(".venv-infinity"),
                         help="virtual environment with infinity-emb (make bench builds it)")
     parser.add_argument("--repeat", type=int, default=None,
-                        help="runs of each measurement; the median run is reported (default: 3 full, 1 quick)")
+                        help="rounds over every system; each row reports its median round (default: 3 full, "
+                             "1 quick)")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -153,31 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     specs = {"A": workload.requests(sizes["A"], 100, seed=1), "B": workload.requests(sizes["B"], 10, seed=2),
              "C": workload.requests(sizes["C"], 100, seed=3)}
     model_dir = _prepare(args.repository, args.cache)
-    results: list[measure.Measurement] = []
-    memory: dict[str, float] = {}
 
     logger.info("cold start")
     cold = cold_start(args.repository)
-    logger.info("sentence-transformers, scenario A")
-    st = SentenceTransformersSystem(model_dir)
-    results.append(measure.repeat_sequential(repeat, st.name, "A", st.score, specs["A"]))
-    st_scores = st.score(specs["A"][0])
-    del st
-    logger.info("onnxruntime in-process, scenario A")
-    ort_system = OnnxRuntimeSystem(args.repository, MODEL)
-    results.append(measure.repeat_sequential(repeat, ort_system.name, "A", ort_system.score, specs["A"]))
-    ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
-    results.append(measure.repeat_sequential(repeat, ort_int8.name, "A", ort_int8.score, specs["A"]))
-    tokens = ort_system.token_counts(specs["A"][0])
-    padding = {"A": ort_system.padding(specs["A"], 1), "B": ort_system.padding(specs["B"], 16)}
-    del ort_system, ort_int8
-    logger.info("infinity, scenarios A, B, C")
-    peer = asyncio.run(_infinity(args.infinity_venv, model_dir, specs, results, args.output, repeat))
-    if "infinity_scores_first_request" in peer:  # same model, same scores: the comparison is fair
-        peer["infinity_max_abs_diff_to_sentence_transformers"] = float(
-            max(abs(a - b) for a, b in zip(peer.pop("infinity_scores_first_request"), st_scores)))
-    logger.info("crossrank served and Triton direct, scenarios A, B, C")
-    asyncio.run(_served(args.repository, specs, results, memory, repeat))
+    logger.info("all systems, %d round(s)", repeat)
+    results, extra = asyncio.run(_measure_all(args, model_dir, specs, repeat))
+    tokens = extra.pop("tokens")
 
     config = json.loads((model_dir / "config.json").read_text())
     flops = measure.bert_flops_per_pair(config["num_hidden_layers"], config["hidden_size"],
@@ -191,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak_gflops": measure.matmul_peak_gflops(),
         "cold_start_s": cold,
         "repeat": repeat,
-        "padding_fraction": padding,
-        **peer,
-        **memory,
+        **extra,
         "measurements": [m.as_dict() for m in results],
     }
     report.write(summary, args.output)

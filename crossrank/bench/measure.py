@@ -39,19 +39,6 @@ def median_run(runs: Sequence[Measurement]) -> Measurement:
     return replace(middle, runs_pairs_per_s=tuple(m.pairs_per_s for m in runs))
 
 
-def repeat_sequential(times: int, system: str, scenario: str, call: Callable[[RerankRequestSpec], Any],
-                      specs: Sequence[RerankRequestSpec]) -> Measurement:
-    return median_run([run_sequential(system, scenario, call, specs, warmup=2 if i == 0 else 0)
-                       for i in range(times)])
-
-
-async def repeat_concurrent(times: int, system: str, scenario: str,
-                            call: Callable[[RerankRequestSpec], Awaitable[Any]],
-                            specs: Sequence[RerankRequestSpec], concurrency: int) -> Measurement:
-    return median_run([await run_concurrent(system, scenario, call, specs, concurrency, warmup=2 if i == 0 else 0)
-                       for i in range(times)])
-
-
 def _summarize(system: str, scenario: str, specs: Sequence[RerankRequestSpec], seconds: float,
                latencies: list[float]) -> Measurement:
     pairs = sum(len(s.documents) for s in specs)
@@ -149,3 +136,20 @@ def bert_flops_per_pair(layers: int, hidden: int, intermediate: int, tokens: np.
     per_token = layers * (2 * 4 * hidden * hidden + 2 * 2 * hidden * intermediate)
     attention = layers * 4 * hidden * tokens.astype(np.float64) ** 2
     return float(np.mean(per_token * tokens + attention))
+
+
+async def paired_overhead_ms(base: Callable[[RerankRequestSpec], Awaitable[Any]],
+                             through: Callable[[RerankRequestSpec], Awaitable[Any]],
+                             specs: Sequence[RerankRequestSpec]) -> float:
+    """Median of (latency through - latency base) over the same requests, the two calls alternating so that
+    the machine's drift falls on both alike."""
+    differences = []
+    for i, spec in enumerate(specs):
+        order = (base, through) if i % 2 == 0 else (through, base)
+        times = {}
+        for call in order:
+            t0 = time.perf_counter()
+            await call(spec)
+            times[call] = time.perf_counter() - t0
+        differences.append(times[through] - times[base])
+    return float(np.median(differences) * 1000)

@@ -43,6 +43,8 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
         served, direct = _find(summary, SERVED, scenario), _find(summary, DIRECT, scenario)
         if served and direct:
             out[f"gateway_overhead_p50_ms_{scenario}"] = served["p50_ms"] - direct["p50_ms"]
+    if "gateway_overhead_p50_ms_paired" in summary:
+        out["gateway_overhead_p50_ms_paired_1x10"] = summary["gateway_overhead_p50_ms_paired"]
     if served_a:
         achieved = summary["flops_per_pair"] * served_a["pairs_per_s"] / 1e9
         out["A_served_fraction_of_fp32_peak"] = achieved / summary["matmul_peak_gflops"]
@@ -52,7 +54,7 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
 def markdown(summary: dict[str, Any]) -> str:
     lines = [f"Model: {summary['model']}; {summary['mean_tokens_per_pair']:.0f} tokens/pair on average; "
              f"{summary['machine']['cpus']} CPUs; mode {summary['mode']}; each row the median of "
-             f"{summary.get('repeat', 1)} run(s).", "",
+             f"{summary.get('repeat', 1)} interleaved round(s).", "",
              "| scenario | system | requests | pairs/s | p50 ms | p95 ms | p99 ms |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for m in summary["measurements"]:
