@@ -4,6 +4,8 @@
 # backend, the gRPC and Triton client packages) and the MiniLM-L-6 shape (config and tokenizer files).
 # The check itself runs on the image's Python (numpy 2, sentence-transformers); the server and Triton's
 # python backend run in a venv whose numpy is 1.26 and which sees the image's packages after its own.
+# transformers 5 does not import under numpy 1.26, so where .gpu/serve-site.tar.xz is carried (unpacked
+# transformers 4.57, huggingface_hub 0.36, tokenizers 0.22) the venv sees those before the image's.
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -11,10 +13,14 @@ python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /
 python3 -m venv --system-site-packages /tmp/venv
 image_site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
 venv_site=$(/tmp/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
-printf '/tmp/site\n%s\n' "$image_site" > "$venv_site/zz-image-packages.pth"
+serve_site=""
+if [ -f .gpu/serve-site.tar.xz ]; then
+  mkdir -p /tmp/serve-site && tar xJf .gpu/serve-site.tar.xz -C /tmp/serve-site && serve_site=/tmp/serve-site
+fi
+printf '%s\n/tmp/site\n%s\n' "$serve_site" "$image_site" | sed '/^$/d' > "$venv_site/zz-image-packages.pth"
 /tmp/venv/bin/python -m pip install -q --no-index --no-deps --no-compile .gpu/whl/numpy-*.whl
 tar xJf .gpu/triton.tar.xz -C /tmp
 export CROSSRANK_TRITON_DIR=/tmp/triton CROSSRANK_SERVE_PYTHON=/tmp/venv/bin/python PYTHONUNBUFFERED=1
-/tmp/venv/bin/python -c 'import numpy, torch, tritonclient, grpc; print("serve venv: numpy", numpy.__version__, "torch", torch.__version__, "grpc", grpc.__version__)'
+/tmp/venv/bin/python -c 'import numpy, torch, tritonclient, grpc, transformers; print("serve venv: numpy", numpy.__version__, "torch", torch.__version__, "grpc", grpc.__version__, "transformers", transformers.__version__)'
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 PYTHONPATH=/tmp/site python3 tools/gpu_check.py --shape-dir .gpu/minilm-shape --out "$OUT"
