@@ -115,26 +115,52 @@ class _Loaded:
     score_token_id: int | None = None  # causal-LM rerankers: the token whose logit is the score
 
 
-def _load(path: Path, options: ExportOptions) -> _Loaded:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+def _load_config(path: Path, options: ExportOptions) -> Any:
+    from transformers import AutoConfig
 
     try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=options.trust_remote_code)
+    except Exception as exc:
+        remote = _needs_remote_code(exc, options)
+        if remote:
+            raise remote from exc
+        if "model_type" in str(exc) or "does not recognize this architecture" in str(exc) or isinstance(exc, KeyError):
+            raise ExportError(f"{options.source}: unsupported architecture (transformers does not know its "
+                              "model_type); if the model ships its own code, read it and add "
+                              "--trust-remote-code, else upgrade transformers") from exc
+        raise ExportError(f"cannot read the model config in {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def _load(path: Path, options: ExportOptions) -> _Loaded:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = _load_config(path, options)
+    try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
-        config = AutoConfig.from_pretrained(path, trust_remote_code=options.trust_remote_code)
     except Exception as exc:
         raise _needs_remote_code(exc, options) or ExportError(
-            f"cannot load the tokenizer and config from {path}: {str(exc).splitlines()[0]}") from exc
+            f"cannot load the tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
                           "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
-    causal = any(str(a).endswith("ForCausalLM") for a in getattr(config, "architectures", None) or ())
-    auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    architectures = [str(a) for a in getattr(config, "architectures", None) or ()]
+    causal = any(a.endswith("ForCausalLM") for a in architectures)
+    if architectures and not causal and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ExportError(f"{options.source}: a {architectures[0]}, not a cross-encoder (sequence "
+                          "classification) or causal-LM reranker: it has no trained scoring head. Export a "
+                          "reranker checkpoint, or train a head first (sentence-transformers CrossEncoder)")
+    auto: Any = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
     try:
-        model = auto.from_pretrained(path, trust_remote_code=options.trust_remote_code, attn_implementation="eager")
+        model, loading = auto.from_pretrained(path, trust_remote_code=options.trust_remote_code,
+                                              attn_implementation="eager", output_loading_info=True)
     except ValueError as exc:
         raise _needs_remote_code(exc, options) or ExportError(
             f"{options.source}: not a sequence-pair (sequence classification) model, nor a causal LM reranker, "
             f"or an unsupported architecture: {str(exc).splitlines()[0]}") from exc
+    if loading.get("missing_keys"):
+        # A checkpoint without architectures can still lack the head; transformers would make one up.
+        raise ExportError(f"{options.source}: the checkpoint lacks {', '.join(sorted(loading['missing_keys'])[:3])}"
+                          " (its scoring head would be random): export a trained cross-encoder checkpoint")
     if not causal:
         return _Loaded(tokenizer, model.eval())
     ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
