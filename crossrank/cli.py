@@ -27,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
             precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
             trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
-            **({"prompt": args.prompt} if args.prompt else {}), score_token=args.score_token))
+            prompt=args.prompt, score_token=args.score_token))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1

@@ -22,10 +22,21 @@ class Usage:
     tokens: int
 
 
-class _Results(Generic[R]):
-    """Lets a response be used as the sequence of its results."""
+@dataclass(frozen=True)
+class Timing:
+    queue_ms: float  # waiting in the gateway for a free slot
+    inference_ms: float  # in Triton
+    total_ms: float  # in the gateway, arrival to response
 
+
+@dataclass(frozen=True)
+class _Response(Generic[R]):
+    """What every scoring response has; a response can be used as the sequence of its results."""
+
+    model: str
     results: list[R]
+    usage: Usage
+    timing: Timing | None = None
 
     def __iter__(self) -> Iterator[R]:
         return iter(self.results)
@@ -38,18 +49,8 @@ class _Results(Generic[R]):
 
 
 @dataclass(frozen=True)
-class Timing:
-    queue_ms: float  # waiting in the gateway for a free slot
-    inference_ms: float  # in Triton
-    total_ms: float  # in the gateway, arrival to response
-
-
-@dataclass(frozen=True)
-class RerankResponse(_Results[RerankResult]):
-    model: str
-    results: list[RerankResult]
-    usage: Usage
-    timing: Timing | None = None
+class RerankResponse(_Response[RerankResult]):
+    """A Rerank call's answer."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,8 @@ class ClassifyResult:
 
 
 @dataclass(frozen=True)
-class ClassifyResponse(_Results[ClassifyResult]):
-    model: str
-    results: list[ClassifyResult]
-    usage: Usage
-    timing: Timing | None = None
+class ClassifyResponse(_Response[ClassifyResult]):
+    """A Classify call's answer."""
 
 
 @dataclass(frozen=True)

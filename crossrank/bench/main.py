@@ -106,21 +106,22 @@ class _Case:
 
 
 async def _start_infinity(venv: Path, model_dir: Path, output: Path,
-                          stack: contextlib.AsyncExitStack) -> tuple[Any, dict[str, Any]]:
+                          stack: contextlib.AsyncExitStack) -> tuple[Any, Any, str]:
+    """(system, server, what the summary says of Infinity); system and server are None where it cannot run."""
     reason = infinity.unavailable(venv)
     if reason:
-        return None, {"infinity": reason}
+        return None, None, reason
     output.mkdir(parents=True, exist_ok=True)
     server = infinity.InfinityServer(venv, model_dir, output / "infinity.log")
     stack.callback(server.stop)
     try:
         ready_s = await asyncio.to_thread(server.wait_ready)
     except (RuntimeError, TimeoutError) as exc:
-        return None, {"infinity": f"not measured: {exc}"}
+        return None, None, f"not measured: {exc}"
     system = infinity.InfinitySystem(server)
     stack.push_async_callback(system.close)
-    return system, {"infinity": f"infinity-emb, torch engine, CPU, batch size {infinity.BATCH_SIZE}; ready in "
-                                f"{ready_s:.0f} s", "infinity_pid": server.pid}
+    return system, server, (f"infinity-emb, torch engine, CPU, batch size {infinity.BATCH_SIZE}; "
+                            f"ready in {ready_s:.0f} s")
 
 
 async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[str, list[workload.RerankRequestSpec]],
@@ -130,13 +131,17 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
     extra: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         st = SentenceTransformersSystem(model_dir)
-        extra["st_first_request"] = st.score(specs["A"][0])
+        st_scores = st.score(specs["A"][0])
         ort_fp32 = OnnxRuntimeSystem(args.repository, MODEL)
         ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
-        extra["tokens"] = ort_fp32.token_counts(specs["A"][0])
+        tokens = ort_fp32.token_counts(specs["A"][0])
+        config = json.loads((model_dir / "config.json").read_text())
+        extra["mean_tokens_per_pair"] = float(tokens.mean())
+        extra["flops_per_pair"] = measure.bert_flops_per_pair(
+            config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"], tokens)
         extra["padding_fraction"] = {"A": ort_fp32.padding(specs["A"], 1), "B": ort_fp32.padding(specs["B"], 16)}
-        peer, peer_info = await _start_infinity(args.infinity_venv, model_dir, args.output, stack)
-        extra.update(peer_info)
+        peer, peer_server, extra["infinity"] = await _start_infinity(args.infinity_venv, model_dir, args.output,
+                                                                     stack)
         triton = EmbeddedTriton(TritonOptions(args.repository))
         url = await triton.start()
         stack.push_async_callback(triton.stop)
@@ -168,11 +173,10 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         if peer is not None:
             scores = await peer.score(specs["A"][0])  # same model, same scores: the comparison is fair
             extra["infinity_max_abs_diff_to_sentence_transformers"] = float(
-                np.max(np.abs(np.asarray(scores) - extra["st_first_request"])))
-            extra["infinity_rss_mib"] = measure.rss_mib(measure.process_tree(extra.pop("infinity_pid")))
+                np.max(np.abs(np.asarray(scores) - st_scores)))
+            extra["infinity_rss_mib"] = measure.rss_mib(measure.process_tree(peer_server.pid))
         extra["gateway_rss_mib"] = measure.rss_mib([process.pid])
         extra["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
-    extra.pop("st_first_request")
     return [measure.median_run(case.runs) for case in cases], extra
 
 
@@ -202,17 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(args.repository)
     logger.info("all systems, %d round(s)", repeat)
     results, extra = asyncio.run(_measure_all(args, model_dir, specs, repeat))
-    tokens = extra.pop("tokens")
-
-    config = json.loads((model_dir / "config.json").read_text())
-    flops = measure.bert_flops_per_pair(config["num_hidden_layers"], config["hidden_size"],
-                                        config["intermediate_size"], tokens)
     summary: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "model": "MiniLM-L-6 stand-in (all-MiniLM-L6-v2 backbone, one-logit head), fp32, engine onnx-python",
-        "mean_tokens_per_pair": float(tokens.mean()),
-        "flops_per_pair": flops,
         "matmul_peak_gflops": measure.matmul_peak_gflops(),
         "cold_start_s": cold,
         "repeat": repeat,

@@ -63,7 +63,7 @@ class ExportOptions:
     tokenizer_instances: int = 1  # Triton instances of the tokenizer model (several on GPU hosts)
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
     # Causal-LM rerankers only: the prompt after each pair, and the token whose logit is the score.
-    prompt: str = DEFAULT_LLM_PROMPT
+    prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
     score_token: str = "Yes"
 
 
@@ -235,8 +235,10 @@ def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
             max_length=max_length, pad_token_id=int(tokenizer.pad_token_id or 0),
             model_input_names=("input_ids", "attention_mask"),
             truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+            padding_side="right",  # positions must match the unpadded pair; the score is read at its end
             prompt=PromptTemplate(bos_token_id=None if bos is None else int(bos),
-                                  query_max_length=max_length * 3 // 4, prompt=options.prompt))
+                                  query_max_length=max_length * 3 // 4,
+                                  prompt=options.prompt or DEFAULT_LLM_PROMPT))
     # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
     # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
     # whatever the tokenizer gives.

@@ -113,23 +113,27 @@ class PairTokenizer:
             raise ValueError("texts and text_pairs differ in length")
         if self._settings.prompt is not None:
             return self._encode_prompted(texts, text_pairs, self._settings.prompt)
-        unique = list(dict.fromkeys([*texts, *text_pairs]))
-        encoded = dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
-        pairs: list[Encoding] = []
+        encoded = self._encode_once([*texts, *text_pairs])
+        rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
         for i, (text, pair) in enumerate(zip(texts, text_pairs)):
             first, second = encoded[text], encoded[pair]
             num_tokens[i] = len(first.ids) + len(second.ids) + self._special_pair_tokens
-            pairs.append(self._truncating.post_process(first, second, add_special_tokens=True))
-        return PairBatch(self._pad(pairs), num_tokens)
+            joined = self._truncating.post_process(first, second, add_special_tokens=True)
+            rows.append((joined.ids, joined.type_ids))
+        return PairBatch(self._pad(rows), num_tokens)
+
+    def _encode_once(self, texts: list[str]) -> dict[str, Encoding]:
+        """Each distinct text encoded once, without special tokens (a rerank request repeats its query)."""
+        unique = list(dict.fromkeys(texts))
+        return dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
 
     def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate) -> PairBatch:
         queries = [template.query_prefix + t for t in texts]
         documents = [template.document_prefix + p for p in text_pairs]
-        unique = list(dict.fromkeys([*queries, *documents]))
-        encoded = dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
+        encoded = self._encode_once([*queries, *documents])
         limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
-        pairs: list[list[int]] = []
+        rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
         for i, (query, document) in enumerate(zip(queries, documents)):
             query_ids, document_ids = encoded[query].ids, encoded[document].ids
@@ -142,37 +146,26 @@ class PairTokenizer:
             # too short to absorb the overflow, in which case the reference leaves the pair whole.
             if 0 < overflow < len(second):
                 second = _keep(second, len(second) - overflow, cut_right)
-            pairs.append(first + second + self._separator + self._prompt)
-        return PairBatch(self._pad_ids(pairs), num_tokens)
+            rows.append((first + second + self._separator + self._prompt, []))
+        return PairBatch(self._pad(rows), num_tokens)
 
-    def _pad_ids(self, pairs: list[list[int]]) -> dict[str, np.ndarray]:
-        length = max((len(p) for p in pairs), default=0)
+    def _pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+        """(ids, type_ids) rows padded to the longest, on the model's side (causal-LM exports pad right)."""
+        length = max((len(ids) for ids, _ in rows), default=0)
         out = {
-            "input_ids": np.full((len(pairs), length), self._settings.pad_token_id, dtype=np.int64),
-            "attention_mask": np.zeros((len(pairs), length), dtype=np.int64),
+            "input_ids": np.full((len(rows), length), self._settings.pad_token_id, dtype=np.int64),
+            "attention_mask": np.zeros((len(rows), length), dtype=np.int64),
         }
-        for row, ids in enumerate(pairs):  # always right: the score is read at the last real token
-            out["input_ids"][row, : len(ids)] = ids
-            out["attention_mask"][row, : len(ids)] = 1
-        return out
-
-    def _pad(self, pairs: list[Encoding]) -> dict[str, np.ndarray]:
-        length = max((len(p.ids) for p in pairs), default=0)
-        names = self._settings.model_input_names
-        out = {
-            "input_ids": np.full((len(pairs), length), self._settings.pad_token_id, dtype=np.int64),
-            "attention_mask": np.zeros((len(pairs), length), dtype=np.int64),
-        }
-        if "token_type_ids" in names:
-            out["token_type_ids"] = np.zeros((len(pairs), length), dtype=np.int64)
+        if "token_type_ids" in self._settings.model_input_names:
+            out["token_type_ids"] = np.zeros((len(rows), length), dtype=np.int64)
         left = self._settings.padding_side == "left"
-        for row, pair in enumerate(pairs):
-            n = len(pair.ids)
+        for row, (ids, type_ids) in enumerate(rows):
+            n = len(ids)
             cols = slice(length - n, length) if left else slice(0, n)
-            out["input_ids"][row, cols] = pair.ids
+            out["input_ids"][row, cols] = ids
             out["attention_mask"][row, cols] = 1
             if "token_type_ids" in out:
-                out["token_type_ids"][row, cols] = pair.type_ids
+                out["token_type_ids"][row, cols] = type_ids
         return out
 
 
