@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -69,10 +68,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: Triton gets SIGTERM when the launcher dies.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# Triton gets SIGTERM when the launcher dies (PR_SET_PDEATHSIG survives exec). It is set by a tiny Python
+# that then execs Triton, not by a preexec_fn: a preexec_fn forces a plain fork() of this process, whose gRPC
+# threads (the gateway, the Triton client) make the child fail at random before exec ("epoll_wait error: Bad
+# file descriptor", seen once in a fresh-clone test run); without one, the child is spawned with vfork.
+_EXEC_WITH_PDEATHSIG = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    f"    ctypes.CDLL('libc.so.6', use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM)\n"
+    "except Exception:\n"
+    "    pass\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
 
 
 class EmbeddedTriton:
@@ -156,9 +163,9 @@ class EmbeddedTriton:
         logger.info("starting Triton on %s (metrics on port %d) for %s", self.url, self.metrics_port,
                     self._options.repository)
         self._process = await asyncio.create_subprocess_exec(
-            *args, env=self._environment(package), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            sys.executable, "-I", "-S", "-c", _EXEC_WITH_PDEATHSIG, *args, env=self._environment(package),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         self._reader = asyncio.create_task(self._forward_log())
         await self._wait_ready()
