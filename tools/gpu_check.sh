@@ -2,8 +2,9 @@
 # Prepares a GPU machine for tools/gpu_check.py from files carried in .gpu/ (nothing can be fetched
 # there): the pip-bundled Triton's server files (triton.tar.xz), wheels (numpy < 2 for the python
 # backend, the gRPC and Triton client packages) and the MiniLM-L-6 shape (config and tokenizer files).
-# The check itself runs on the image's Python (numpy 2, sentence-transformers); the server and Triton's
-# python backend run in a venv whose numpy is 1.26 and which sees the image's packages after its own.
+# The reference and the client load run on the image's Python (numpy 2, sentence-transformers); the model
+# build, export, server and Triton's python backend run in a venv whose numpy is 1.26 and which sees the
+# image's packages after its own.
 # transformers 5 does not import under numpy 1.26, so where .gpu/serve-site.tar.xz is carried (unpacked
 # transformers 4.57, huggingface_hub 0.36, tokenizers 0.22) the venv sees those before the image's.
 set -euo pipefail
@@ -21,6 +22,9 @@ printf '%s\n/tmp/site\n%s\n' "$serve_site" "$image_site" | sed '/^$/d' > "$venv_
 /tmp/venv/bin/python -m pip install -q --no-index --no-deps --no-compile .gpu/whl/numpy-*.whl
 tar xJf .gpu/triton.tar.xz -C /tmp
 export CROSSRANK_TRITON_DIR=/tmp/triton CROSSRANK_SERVE_PYTHON=/tmp/venv/bin/python PYTHONUNBUFFERED=1
-/tmp/venv/bin/python -c 'import numpy, torch, tritonclient, grpc, transformers; print("serve venv: numpy", numpy.__version__, "torch", torch.__version__, "grpc", grpc.__version__, "transformers", transformers.__version__)'
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-PYTHONPATH=/tmp/site python3 tools/gpu_check.py --shape-dir .gpu/minilm-shape --out "$OUT"
+/tmp/venv/bin/python -c 'import numpy, torch, tritonclient, grpc, transformers; print("serve venv: numpy", numpy.__version__, "torch", torch.__version__, "grpc", grpc.__version__, "transformers", transformers.__version__)' || true
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# The python backend's stub loads the serving interpreter's libpython; show that it resolves.
+libdir=$(/tmp/venv/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+LD_LIBRARY_PATH=$libdir ldd /tmp/triton/backends/python/triton_python_backend_stub | grep -E 'python|not found' || true
+PYTHONPATH=/tmp/site python3 tools/gpu_check.py --shape-dir .gpu/minilm-shape --out "$OUT" "$@"
