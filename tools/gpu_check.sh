@@ -19,12 +19,13 @@ if [ -f .gpu/serve-site.tar.xz ]; then
   mkdir -p /tmp/serve-site && tar xJf .gpu/serve-site.tar.xz -C /tmp/serve-site && serve_site=/tmp/serve-site
 fi
 printf '%s\n/tmp/site\n%s\n' "$serve_site" "$image_site" | sed '/^$/d' > "$venv_site/zz-image-packages.pth"
-# The image's scipy and scikit-learn are built for numpy 2 and fail under 1.26, and transformers imports
-# scikit-learn where it finds it: hide both from the venv (and the python backend's stubs, which use it).
-echo 'import sys; sys.modules.setdefault("sklearn", None); sys.modules.setdefault("scipy", None)' > "$venv_site/zz-hide-numpy2-builds.pth"
+# The image's scipy, scikit-learn, jax and others are built for numpy 2 and fail under 1.26, and transformers
+# imports them where it finds them: hide them from the venv (and the python backend's stubs, which use it).
+hidden='"sklearn", "scipy", "jax", "jaxlib", "flax", "optax", "tensorflow", "pandas", "cv2", "numba", "cupy"'
+echo "import sys; [sys.modules.setdefault(m, None) for m in ($hidden)]" > "$venv_site/zz-hide-numpy2-builds.pth"
 /tmp/venv/bin/python -m pip install -q --no-index --no-deps --no-compile .gpu/whl/numpy-*.whl
 tar xJf .gpu/triton.tar.xz -C /tmp
-export CROSSRANK_TRITON_DIR=/tmp/triton CROSSRANK_SERVE_PYTHON=/tmp/venv/bin/python PYTHONUNBUFFERED=1
+export USE_FLAX=0 USE_TF=0 CROSSRANK_TRITON_DIR=/tmp/triton CROSSRANK_SERVE_PYTHON=/tmp/venv/bin/python PYTHONUNBUFFERED=1
 /tmp/venv/bin/python -c 'import numpy, torch, tritonclient, grpc, transformers; print("serve venv: numpy", numpy.__version__, "torch", torch.__version__, "grpc", grpc.__version__, "transformers", transformers.__version__)' || true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # The python backend's stub loads the serving interpreter's libpython; show that it resolves.
