@@ -27,6 +27,7 @@ def _export(args: argparse.Namespace) -> int:
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
             precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
             trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
+            encoder_instances=args.encoder_instances,
             prompt=args.prompt, score_token=args.score_token))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--tokenizer-instances", type=int, default=1,
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
+    p.add_argument("--encoder-instances", type=int, default=1,
+                   help="python-backend encoder instances in Triton (2 on a GPU overlaps host work with kernels)")
     p.add_argument("--prompt", default=None,
                    help="causal-LM rerankers: the instruction after each pair (default: bge-reranker-v2-gemma's)")
     p.add_argument("--score-token", default="Yes",

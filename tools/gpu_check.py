@@ -55,7 +55,8 @@ def build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = export(ExportOptions(source=str(model_dir), name=MODEL, repository=args.work / "repo",
                                   engine="torch-python", precision=args.precision, max_batch_size=1024,
-                                  tokenizer_instances=args.tokenizer_instances))
+                                  tokenizer_instances=args.tokenizer_instances,
+                                  encoder_instances=args.encoder_instances))
     result["export_s"] = time.perf_counter() - started
     result["export_max_abs_logit_diff"] = report.max_abs_diff
     result["export_agreement"] = report.agreement.__dict__ if report.agreement else None
@@ -138,7 +139,9 @@ def main(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     result: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-                              "reference_torch": torch.__version__, "precision": args.precision}
+                              "reference_torch": torch.__version__, "precision": args.precision,
+                              "tokenizer_instances": args.tokenizer_instances,
+                              "encoder_instances": args.encoder_instances}
 
     def save() -> None:
         (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
@@ -149,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     # The serving interpreter finds its packages through its own paths, not this interpreter's PYTHONPATH.
     build_cmd = [python, __file__, "build", "--shape-dir", str(args.shape_dir), "--work", str(args.work),
                  "--precision", args.precision, "--tokenizer-instances", str(args.tokenizer_instances),
-                 "--ceiling-requests", str(args.ceiling_requests)]
+                 "--ceiling-requests", str(args.ceiling_requests), "--encoder-instances", str(args.encoder_instances)]
     done = subprocess.run(build_cmd, env=env, cwd=ROOT)
     result["build_s"] = time.perf_counter() - started
     if done.returncode != 0:
@@ -240,6 +243,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--tokenizer-instances", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1200, help="rerank requests of 100 documents")
+    parser.add_argument("--encoder-instances", type=int, default=2)
     parser.add_argument("--ceiling-requests", type=int, default=100, help="for the in-process ceilings")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--serve-timeout", type=float, default=300)

@@ -74,7 +74,7 @@ class OnnxPythonEngine:
                         "pad_token_id": str(settings.pad_token_id),
                         "padding_side": settings.padding_side,
                         "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
-            instance_count=1, write_files=write_files,
+            instance_count=options.encoder_instances, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
 
@@ -112,7 +112,7 @@ class TorchPythonEngine:
                         "threads": str(threads),
                         "trust_remote_code": "true" if options.trust_remote_code else "false",
                         "score_token_id": "" if score_token_id is None else str(score_token_id)},
-            instance_count=1, write_files=write_files,
+            instance_count=options.encoder_instances, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0])
 

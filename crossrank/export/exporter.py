@@ -61,6 +61,9 @@ class ExportOptions:
     tolerance: float = 1e-4
     trust_remote_code: bool = False
     tokenizer_instances: int = 1  # Triton instances of the tokenizer model (several on GPU hosts)
+    # Triton instances of a python-backend encoder: on a GPU a second one overlaps its host-side work
+    # (padding, copies, the result's trip back) with the other's kernels.
+    encoder_instances: int = 1
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
     # Causal-LM rerankers only: the prompt after each pair, and the token whose logit is the score.
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
