@@ -176,6 +176,11 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
 def export(options: ExportOptions) -> ExportReport:
     """Exports `options.source` into `options.repository` and returns what was checked."""
     engine = engines.get(options.engine, options.precision)
+    for flag, count in (("--tokenizer-instances", options.tokenizer_instances),
+                        ("--encoder-instances", options.encoder_instances),
+                        ("--max-batch-size", options.max_batch_size)):
+        if count < 1:
+            raise ExportError(f"{flag} must be at least 1 (got {count})")
     logger.info("export %s as %s (engine %s, %s)", options.source, options.name, options.engine, options.precision)
     try:
         path = source.resolve(options.source)

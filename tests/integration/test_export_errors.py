@@ -1,6 +1,7 @@
 """What export cannot do, it says in one line naming the cause and what to try instead, and writes nothing:
 an architecture transformers does not know, a checkpoint that is not a cross-encoder (no trained scoring
-head), and a tokenizer without a fast version."""
+head), a tokenizer without a fast version, and instance or batch counts below one. The instance options it
+accepts reach the Triton configs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.cli import main
+from crossrank.export.triton_repository import read_config
 
 
 def _copy(source: Path, target: Path) -> Path:
@@ -68,3 +71,21 @@ def test_tokenizer_without_a_fast_version(tiny_bert_dir: Path, tmp_path: Path, c
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", slow_only)
     line = _export_error(tiny_bert_dir, tmp_path, capsys)
     assert "no fast (Rust) version" in line and "tokenizer.json" in line
+
+
+@pytest.mark.parametrize("flag", ["--tokenizer-instances", "--encoder-instances", "--max-batch-size"])
+def test_counts_below_one_are_refused(flag: str, tiny_bert_dir: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tmp_path / "repo"
+    assert main(["export", str(tiny_bert_dir), "--name", "x", "--repository", str(repo), flag, "0"]) == 1
+    assert f"{flag} must be at least 1 (got 0)" in capsys.readouterr().err
+    assert not (repo / "x").exists()
+
+
+def test_instance_options_reach_the_triton_configs(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert main(["export", str(tiny_bert_dir), "--name", "x", "--repository", str(repo),
+                 "--tokenizer-instances", "3", "--encoder-instances", "2"]) == 0
+    for model, count in (("x_tokenizer", 3), ("x_encoder", 2)):
+        groups = read_config(repo / model).instance_group
+        assert [(g.count, g.kind) for g in groups] == [(count, mc.ModelInstanceGroup.KIND_CPU)]
