@@ -30,41 +30,49 @@ class RaggedBatcher:
 
     def score(self, requests: Sequence[Feed], run: Callable[[Feed], np.ndarray]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] (float32) for each request's inputs [n_i, length_i]."""
-        rows = [(r, i) for r, req in enumerate(requests) for i in range(req["input_ids"].shape[0])]
-        lengths = np.array([int(requests[r]["attention_mask"][i].sum()) for r, i in rows], dtype=np.int64)
+        counts = [int(req["input_ids"].shape[0]) for req in requests]
+        if not sum(counts):
+            return [np.zeros((0, 1), dtype=np.float32) for _ in requests]
+        # Every request's real tokens, row after row, in one flat array per input: each sub-batch is then
+        # gathered with a few vectorised index operations, not a Python loop per pair (which, at GPU batch
+        # sizes, cost more than the model).
+        masks = [req["attention_mask"].astype(bool) for req in requests]
+        lengths = np.concatenate([mask.sum(axis=1) for mask in masks]).astype(np.int64)
+        flat = {name: np.concatenate([req[name][mask] for req, mask in zip(requests, masks)])
+                for name in self._input_names}
+        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         order = np.argsort(-lengths, kind="stable")
-        logits: dict[int, np.ndarray] = {}
+        logits: np.ndarray | None = None
         start = 0
         while start < len(order):
             width = max(int(lengths[order[start]]), 1)
             stop = start + max(1, self._tokens_per_batch // width)
             chunk = order[start:stop]
-            feed = {name: self._gather(requests, [rows[k] for k in chunk], name, width)
-                    for name in self._input_names}
+            feed = self._gather(flat, offsets[chunk], lengths[chunk], width)
             self.real_tokens += int(lengths[chunk].sum())
             self.padded_tokens += len(chunk) * width
-            for k, row_logits in zip(chunk, run(feed)):
-                logits[int(k)] = row_logits
+            out = np.asarray(run(feed), dtype=np.float32)
+            if logits is None:
+                logits = np.empty((len(order), *out.shape[1:]), dtype=np.float32)
+            logits[chunk] = out
             start = stop
-        result, offset = [], 0
-        for req in requests:
-            n = req["input_ids"].shape[0]
-            rows_out = [logits[k] for k in range(offset, offset + n)]
-            result.append(np.stack(rows_out).astype(np.float32) if n else np.zeros((0, 1), dtype=np.float32))
-            offset += n
-        return result
+        assert logits is not None
+        return [part.copy() for part in np.split(logits, np.cumsum(counts)[:-1])]
 
-    def _gather(self, requests: Sequence[Feed], rows: list[tuple[int, int]], name: str, width: int) -> np.ndarray:
+    def _gather(self, flat: Feed, offsets: np.ndarray, lengths: np.ndarray, width: int) -> Feed:
         # Padding is rebuilt exactly as the model's tokenizer pads (side and pad id), because some models
         # (RoBERTa) derive position ids from where the pad tokens are.
-        fill = self._pad_token_id if name == "input_ids" else 0
-        out = np.full((len(rows), width), fill, dtype=np.int64)
-        for j, (r, i) in enumerate(rows):
-            mask = requests[r]["attention_mask"][i].astype(bool)
-            values = requests[r][name][i][mask]
-            cols = slice(width - len(values), width) if self._left else slice(0, len(values))
-            out[j, cols] = values
-        return out
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        source = np.repeat(offsets, lengths) + within
+        cols = within + np.repeat(width - lengths, lengths) if self._left else within
+        feed = {}
+        for name, values in flat.items():
+            fill = self._pad_token_id if name == "input_ids" else 0
+            out = np.full((len(lengths), width), fill, dtype=np.int64)
+            out[rows, cols] = values[source]
+            feed[name] = out
+        return feed
 
 
 def padding_fraction(real_tokens: int, padded_tokens: int) -> float:

@@ -56,3 +56,50 @@ def test_each_request_gets_its_rows_back_in_order() -> None:
     assert [o.shape for o in out] == [(3, 1), (1, 1), (7, 1), (0, 1), (5, 1)]
     for feed, got in zip(feeds, out):
         np.testing.assert_array_equal(got, _row_sums(feed))
+
+
+def _ragged_requests(rng: np.random.Generator, left: bool, pad: int) -> list[dict[str, np.ndarray]]:
+    feeds = []
+    for n in (4, 0, 9, 2):
+        lengths = rng.integers(1, 25, size=n)
+        width = int(lengths.max(initial=1)) + 3  # each request padded a little past its longest row
+        ids = np.full((n, width), pad, dtype=np.int64)
+        mask, types = np.zeros_like(ids), np.zeros_like(ids)
+        for row, length in enumerate(lengths):
+            cols = slice(width - length, width) if left else slice(0, length)
+            ids[row, cols], mask[row, cols] = rng.integers(5, 100, size=length), 1
+            types[row, cols] = rng.integers(0, 2, size=length)
+        feeds.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+    return feeds
+
+
+def test_sub_batches_are_padded_as_the_tokenizer_pads() -> None:
+    # Each sub-batch row must hold the pair's real tokens then padding (or padding then tokens, left), with
+    # the model's pad id: some models derive position ids from where the padding is.
+    rng = np.random.default_rng(1)
+    for side, pad in (("right", 0), ("left", 7)):
+        feeds = _ragged_requests(rng, side == "left", pad)
+        expected = sorted((tuple(f["input_ids"][r][keep]), tuple(f["token_type_ids"][r][keep]))
+                          for f in feeds for r in range(f["input_ids"].shape[0])
+                          for keep in [f["attention_mask"][r] == 1])
+        seen: list[dict[str, np.ndarray]] = []
+
+        def record(feed: dict[str, np.ndarray], seen: list[dict[str, np.ndarray]] = seen) -> np.ndarray:
+            seen.append(feed)
+            return _row_sums(feed)
+
+        out = RaggedBatcher(NAMES, pad_token_id=pad, padding_side=side, tokens_per_batch=48).score(feeds, record)
+        for feed, got in zip(feeds, out):
+            np.testing.assert_array_equal(got, _row_sums(feed))
+        assert len(seen) > 1
+        got_rows = []
+        for feed in seen:
+            width = feed["input_ids"].shape[1]
+            for ids, mask, types in zip(feed["input_ids"], feed["attention_mask"], feed["token_type_ids"]):
+                n = int(mask.sum())
+                cols = slice(width - n, width) if side == "left" else slice(0, n)
+                pads = slice(0, width - n) if side == "left" else slice(n, width)
+                assert mask[cols].all() and not mask[pads].any()
+                assert (ids[pads] == pad).all() and (types[pads] == 0).all()
+                got_rows.append((tuple(ids[cols]), tuple(types[cols])))
+        assert sorted(got_rows) == expected
