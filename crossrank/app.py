@@ -140,7 +140,8 @@ async def serve(settings: Settings) -> None:
     monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics, readiness))
     supervisor = asyncio.create_task(_supervise(triton, started)) if triton is not None else None
     try:
-        startup = asyncio.create_task(_start_backend(settings, triton, core))
+        exporting = asyncio.Event()
+        startup = asyncio.create_task(_start_backend(settings, triton, core, exporting))
         await asyncio.wait({startup, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if startup.done():
             startup.result()  # raises the start-up failure, if any
@@ -148,6 +149,12 @@ async def serve(settings: Settings) -> None:
             await stop.wait()
         else:
             startup.cancel()
+            if exporting.is_set():
+                # An export runs in a worker thread, which cannot be interrupted safely; it finishes (and
+                # leaves the repository whole) before the process exits.
+                logger.warning("stopping during the first start's export: the export finishes before the "
+                               "process exits (about half a minute on two cores); a second signal ends it at "
+                               "once, and the next start exports again")
         logger.info("shutting down: refusing new requests, draining in-flight ones (up to %.0f s)",
                     settings.shutdown_grace_s)
     finally:
@@ -170,13 +177,18 @@ async def serve(settings: Settings) -> None:
         logger.info("stopped")
 
 
-async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core: CrossEncoderCore) -> None:
+async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core: CrossEncoderCore,
+                         exporting: asyncio.Event) -> None:
     if triton is None:
         return
     # Export needs torch and transformers; a gateway in front of an external Triton never imports them.
     from crossrank.model_setup import ensure_models
 
-    names = await asyncio.to_thread(ensure_models, settings.models, settings.repository)
+    exporting.set()
+    try:
+        names = await asyncio.to_thread(ensure_models, settings.models, settings.repository)
+    finally:
+        exporting.clear()
     if names and not settings.default_model:
         core.set_default(names[0])
     try:

@@ -1,11 +1,13 @@
 """What `make serve` does on a fresh machine: export the default model (the offline demo where the hub is
-unreachable), serve it, reuse the export on the next start, and stop cleanly on SIGTERM."""
+unreachable), serve it, reuse the export on the next start, and stop cleanly on SIGTERM, also while the
+first start is still exporting."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,21 @@ def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "error:" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "repo" / "x").exists()
+
+
+def test_stop_during_the_first_export_leaves_a_whole_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "model_repository"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    server = ServerProcess(["--repository", str(repo)], env=env, log=tmp_path / "serve.log")
+    deadline = time.monotonic() + 300
+    while "loading" not in server.log() and time.monotonic() < deadline and server.process.poll() is None:
+        time.sleep(0.2)
+    assert "loading" in server.log(), server.log()
+    assert server.terminate(timeout=300) == 0
+    log = server.log()
+    assert "the export finishes before the process exits" in log
+    names = ["ms-marco-minilm-l6-demo", "ms-marco-minilm-l6-demo_encoder", "ms-marco-minilm-l6-demo_tokenizer"]
+    assert sorted(p.name for p in repo.iterdir() if p.is_dir()) == names
+    assert all((repo / n / "config.pbtxt").exists() for n in names)
+    assert not list(tmp_path.glob(".*-export-*")), "export scratch left beside the repository"
+    assert not children(server.process.pid)
