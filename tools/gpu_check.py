@@ -97,47 +97,18 @@ def build(args: argparse.Namespace) -> int:
 
 # --- main stage: the machine's own Python ---------------------------------------------------------------
 
-def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("crossrank serve exited; see serve.log")
-            try:
-                if health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.5)
-    raise TimeoutError("crossrank serve not SERVING in time; see serve.log")
-
-
 async def served_throughput(target: str, specs: list[Any], concurrency: int) -> dict[str, Any]:
     from crossrank_client import AsyncCrossEncoderClient
 
-    latencies: list[float] = []
-    queue = list(specs)
+    from crossrank.bench.measure import run_concurrent
+
     async with AsyncCrossEncoderClient(target, timeout=300) as client:
-        for spec in specs[:concurrency]:
-            await client.rerank(spec.query, spec.documents, model=MODEL)
+        async def rerank(spec: Any) -> Any:
+            return await client.rerank(spec.query, spec.documents, model=MODEL)
 
-        async def worker() -> None:
-            while queue:
-                spec = queue.pop()
-                t0 = time.perf_counter()
-                await client.rerank(spec.query, spec.documents, model=MODEL)
-                latencies.append(time.perf_counter() - t0)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(specs), "documents_per_request": len(specs[0].documents),
-            "pairs_per_s": sum(len(s.documents) for s in specs) / seconds,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+        m = await run_concurrent("crossrank served", "GPU", rerank, specs, concurrency, warmup=concurrency)
+    return {"concurrency": concurrency, "requests": m.requests, "documents_per_request": len(specs[0].documents),
+            "pairs_per_s": m.pairs_per_s, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms}
 
 
 def _client_process(target: str, specs: list[Any], concurrency: int) -> dict[str, Any]:
@@ -168,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from crossrank.bench import workload
+    from crossrank.bench.measure import wait_serving
     from crossrank.triton_launcher import free_port
 
     out: Path = args.out
@@ -204,9 +176,7 @@ def main(args: argparse.Namespace) -> int:
                                env={**env, "CROSSRANK_MAX_IN_FLIGHT": "512", "CROSSRANK_MAX_QUEUE": "2048"})
     target = f"127.0.0.1:{port}"
     try:
-        started = time.perf_counter()
-        wait_serving(target, process, args.serve_timeout)
-        result["serve_ready_s"] = time.perf_counter() - started
+        result["serve_ready_s"] = wait_serving(target, process, args.serve_timeout)
         log(f"serving after {result['serve_ready_s']:.1f} s")
         from crossrank_client import CrossEncoderClient
         from sentence_transformers import CrossEncoder

@@ -11,7 +11,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,25 +41,6 @@ def _prepare(repository: Path, cache: Path) -> Path:
     return model_dir
 
 
-def _wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float) -> float:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    started = time.perf_counter()
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.perf_counter() - started < timeout:
-            if process.poll() is not None:
-                raise RuntimeError("crossrank serve exited during the benchmark")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return time.perf_counter() - started
-            except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-    raise TimeoutError("crossrank serve did not become ready")
-
-
 def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1",
@@ -78,7 +58,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def cold_start(repository: Path) -> float:
     process, target = _serve(["--repository", str(repository)])
     try:
-        return _wait_serving(target, process, 300)
+        return measure.wait_serving(target, process, 300)
     finally:
         _stop(process)
 
@@ -147,7 +127,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         stack.push_async_callback(triton.stop)
         process, target = _serve(["--triton-url", url])
         stack.callback(_stop, process)
-        await asyncio.to_thread(_wait_serving, target, process, 120)
+        await asyncio.to_thread(measure.wait_serving, target, process, 120)
         served, direct = ServedSystem(target, MODEL), TritonDirectSystem(url, MODEL)
         served_int8 = ServedSystem(target, MODEL_INT8)
         for client in (served, direct, served_int8):

@@ -1,9 +1,10 @@
-"""Timing helpers: sequential and concurrent request loops, latency percentiles, process memory, and the
-CPU's measured fp32 matmul peak."""
+"""Timing helpers: waiting for a server to be ready, sequential and concurrent request loops, latency
+percentiles, process memory, and the CPU's measured fp32 matmul peak."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +31,26 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float) -> float:
+    """Seconds until `crossrank serve` at `target` reports SERVING; raises if it exits or times out."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    started = time.perf_counter()
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.perf_counter() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError("crossrank serve exited during the benchmark")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return time.perf_counter() - started
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+    raise TimeoutError("crossrank serve did not become ready")
 
 
 def median_run(runs: Sequence[Measurement]) -> Measurement:

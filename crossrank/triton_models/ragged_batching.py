@@ -57,7 +57,7 @@ class RaggedBatcher:
             logits[chunk] = out
             start = stop
         assert logits is not None
-        return [part.copy() for part in np.split(logits, np.cumsum(counts)[:-1])]
+        return np.split(logits, np.cumsum(counts)[:-1])
 
     def _gather(self, flat: Feed, offsets: np.ndarray, lengths: np.ndarray, width: int) -> Feed:
         # Padding is rebuilt exactly as the model's tokenizer pads (side and pad id), because some models
