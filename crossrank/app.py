@@ -12,14 +12,14 @@ import asyncio
 import logging
 import signal
 
-from crossrank.admission import ApiKeys, Limiter, read_key_file
-from crossrank.errors import CrossrankError
-from crossrank.metrics import GatewayMetrics
-from crossrank.scoring import CrossEncoderCore
-from crossrank.server import add_port, build_health_server, build_server, set_serving
+from crossrank.embedded_triton.launcher import EmbeddedTriton, LauncherError, TritonOptions
+from crossrank.gateway.backend.triton import TritonBackend
+from crossrank.gateway.core.admission import ApiKeys, Limiter, read_key_file
+from crossrank.gateway.core.errors import CrossrankError
+from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.scoring import CrossEncoderCore
+from crossrank.gateway.transport.grpc_server import add_port, build_health_server, build_server, set_serving
 from crossrank.settings import Settings
-from crossrank.triton_backend import TritonBackend
-from crossrank.triton_launcher import EmbeddedTriton, LauncherError, TritonOptions
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ async def serve(settings: Settings) -> None:
         logger.info("health service also on %s:%d (plaintext, health only)", settings.host, bound)
     http_runner = None
     if settings.http_port >= 0:
-        from crossrank import http_api
+        from crossrank.gateway.transport import http_api
 
         try:
             http_runner, _ = await http_api.start(http_api.HttpApi(core, api_keys, limiter, readiness),
@@ -182,7 +182,7 @@ async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core
     if triton is None:
         return
     # Export needs torch and transformers; a gateway in front of an external Triton never imports them.
-    from crossrank.model_setup import ensure_models
+    from crossrank.embedded_triton.model_setup import ensure_models
 
     exporting.set()
     try:

@@ -27,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
             source=args.source, name=args.name, repository=args.repository, engine=args.engine,
             precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
             trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
-            encoder_instances=args.encoder_instances,
+            encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
             prompt=args.prompt, score_token=args.score_token))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
@@ -110,12 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="Hugging Face model id or local model directory")
     p.add_argument("--name", required=True, help="served model name")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
-    p.add_argument("--engine", default="onnx-python",
-                   help="onnx-python (default), torch-python; onnxruntime, tensorrt (Triton's native backends: "
-                        "the NGC Triton image, not the bundled one)")
-    p.add_argument("--precision", default="fp32",
-                   help="fp32 (default); int8 (onnx-python, onnxruntime); bf16, fp16 (torch-python, fp16 on a "
-                        "GPU); fp16 (onnxruntime and tensorrt, on a GPU)")
+    p.add_argument("--engine", default="auto",
+                   help="auto (default: chosen with the precision), onnx-python, torch-python; onnxruntime, "
+                        "tensorrt (Triton's native backends: the NGC Triton image, not the bundled one)")
+    p.add_argument("--precision", default="auto",
+                   help="auto (default: measures what this machine runs well and keeps the fastest that ranks "
+                        "like fp32); fp32 (exact: 1e-4 parity); int8 (onnx-python, onnxruntime); bf16, fp16 "
+                        "(torch-python, fp16 on a GPU); fp16 (onnxruntime and tensorrt, on a GPU)")
+    p.add_argument("--tokens-per-batch", type=int, default=0,
+                   help="padded tokens per encoder sub-batch (python-backend engines); default: measured")
     p.add_argument("--max-length", type=int, default=None,
                    help="default: the model's own; 1024 pair tokens for causal-LM rerankers")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
@@ -144,9 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=None, help="Cohere-compatible HTTP rerank port; -1 = off")
     p.set_defaults(func=_serve)
 
-    sub.add_parser("bench", help="benchmark served vs in-process ONNX Runtime vs sentence-transformers "
-                                 "(see `crossrank bench --help`)")
-
     for name, help_text in (("rerank", "rank documents against a query on a running server"),
                             ("classify", "classify pairs ('text|||text_pair') on a running server"),
                             ("models", "list a running server's models")):
@@ -169,10 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # the benchmark has its own parser; argparse cannot forward leading options
-        from crossrank.bench.main import main as bench_main
-
-        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

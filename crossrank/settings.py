@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from crossrank.validation import Limits
+from crossrank.gateway.core.validation import Limits
 
 DEFAULT_CONFIG = Path("server_config/crossrank.yaml")
 

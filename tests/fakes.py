@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crossrank.backend import ScoredPairs
-from crossrank.errors import BackendUnavailableError
+from crossrank.gateway.backend.base import ScoredPairs
+from crossrank.gateway.core.errors import BackendUnavailableError
 from crossrank.model_info import Activation, ModelInfo, Task
 
 RERANKER = ModelInfo(name="fake-reranker", task=Task.RERANK, labels=("LABEL_0",), activation=Activation.SIGMOID,

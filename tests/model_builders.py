@@ -67,6 +67,18 @@ def pairs_with_long_documents(count: int = 60, seed: int = 11, long_words: int =
     return out
 
 
+def rerank_requests(count: int, documents: int, seed: int) -> list[tuple[str, list[str]]]:
+    """MS MARCO-like rerank requests: (query of 8-12 words, passages of 40-70 words) from plain English words."""
+    rng = random.Random(seed)
+    english = ("the of and to in is was for on with as by at from that this which city river country year "
+               "people music film book school water history government company market science health").split()
+
+    def text(low: int, high: int) -> str:
+        return " ".join(rng.choices(english, k=rng.randint(low, high)))
+
+    return [(text(8, 12) + "?", [text(40, 70).capitalize() + "." for _ in range(documents)]) for _ in range(count)]
+
+
 FAMILIES = ("bert", "electra", "distilbert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "modernbert")
 
 

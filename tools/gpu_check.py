@@ -38,9 +38,9 @@ def log(message: str) -> None:
 
 def build(args: argparse.Namespace) -> int:
     import torch
+    from crossrank_bench import workload
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from crossrank.bench import workload
     from crossrank.export.exporter import ExportOptions, export
     from crossrank.triton_models.pair_tokenizer import PairTokenizer
     from crossrank.triton_models.torch_encoder import TorchEncoder
@@ -98,9 +98,8 @@ def build(args: argparse.Namespace) -> int:
 # --- main stage: the machine's own Python ---------------------------------------------------------------
 
 async def served_throughput(target: str, specs: list[Any], concurrency: int) -> dict[str, Any]:
+    from crossrank_bench.measure import run_concurrent
     from crossrank_client import AsyncCrossEncoderClient
-
-    from crossrank.bench.measure import run_concurrent
 
     async with AsyncCrossEncoderClient(target, timeout=300) as client:
         async def rerank(spec: Any) -> Any:
@@ -137,10 +136,10 @@ def served_from_processes(target: str, specs: list[Any], concurrency: int, proce
 
 def main(args: argparse.Namespace) -> int:
     import torch
+    from crossrank_bench import workload
+    from crossrank_bench.measure import wait_serving
 
-    from crossrank.bench import workload
-    from crossrank.bench.measure import wait_serving
-    from crossrank.triton_launcher import free_port
+    from crossrank.embedded_triton.launcher import free_port
 
     out: Path = args.out
     result: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",

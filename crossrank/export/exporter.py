@@ -12,14 +12,15 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.export import agreement as agreement_module
-from crossrank.export import engines, source
+from crossrank.export import encoder_build, engines, precision, source, tuning
 from crossrank.export.agreement import Agreement
 from crossrank.export.reference import reference_logits
 from crossrank.export.samples import sample_pairs
@@ -64,6 +65,7 @@ class ExportOptions:
     # Triton instances of a python-backend encoder: on a GPU a second one overlaps its host-side work
     # (padding, copies, the result's trip back) with the other's kernels.
     encoder_instances: int = 1
+    tokens_per_batch: int = 0  # padded tokens per encoder sub-batch; 0 = measured at export
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
     # Causal-LM rerankers only: the prompt after each pair, and the token whose logit is the score.
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
@@ -173,15 +175,38 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
     return _Loaded(tokenizer, model.eval(), int(ids[0]))
 
 
+def _resolve_engine(options: ExportOptions) -> str:
+    """`--engine auto` with a named precision: the python-backend engine that runs it."""
+    if options.engine != precision.AUTO:
+        return options.engine
+    return "torch-python" if options.precision in ("bf16", "fp16") else "onnx-python"
+
+
+def _candidates(options: ExportOptions) -> list[precision.Candidate]:
+    if options.precision != precision.AUTO:
+        name = _resolve_engine(options)
+        engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
+        return [precision.Candidate(name, options.precision)]
+    import torch
+
+    from crossrank.triton_models.host_cpu import cpu_flags
+
+    try:
+        return precision.candidates(options.engine, cpu_flags(), torch.cuda.is_available())
+    except precision.PrecisionChoiceError as exc:
+        raise ExportError(str(exc)) from exc
+
+
 def export(options: ExportOptions) -> ExportReport:
     """Exports `options.source` into `options.repository` and returns what was checked."""
-    engine = engines.get(options.engine, options.precision)
+    candidates = _candidates(options)
     for flag, count in (("--tokenizer-instances", options.tokenizer_instances),
                         ("--encoder-instances", options.encoder_instances),
                         ("--max-batch-size", options.max_batch_size)):
         if count < 1:
             raise ExportError(f"{flag} must be at least 1 (got {count})")
-    logger.info("export %s as %s (engine %s, %s)", options.source, options.name, options.engine, options.precision)
+    logger.info("export %s as %s (engine %s, precision %s)", options.source, options.name, options.engine,
+                options.precision)
     try:
         path = source.resolve(options.source)
     except source.SourceError as exc:
@@ -197,8 +222,8 @@ def export(options: ExportOptions) -> ExportReport:
     info = ModelInfo(
         name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=labels,
         activation=_activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
-        engine=options.engine,
-        precision=options.precision, source=options.source_label or options.source,
+        engine=candidates[0].engine,
+        precision=candidates[0].precision, source=options.source_label or options.source,
         max_batch_size=options.max_batch_size,
     )
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
@@ -207,31 +232,94 @@ def export(options: ExportOptions) -> ExportReport:
         tokenizer_dir.mkdir()
         (tokenizer_dir / TOKENIZER_FILE).write_text(tokenizer.backend_tokenizer.to_str())
         settings.dump(tokenizer_dir / SETTINGS_FILE)
-        logger.info("exporting the encoder (%s)", options.engine)
-        built = engine.build(model, settings.model_input_names, num_labels, settings, work / "encoder", options,
-                             loaded.score_token_id, info.max_length)
         pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
-        reduced = (built.checked_precision or options.precision) != "fp32"
-        if built.checked_precision and built.checked_precision != options.precision:
-            logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
-                           "runs (see README, engines)", info.name, built.checked_precision, options.precision)
 
         def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
             return reference_logits(tokenizer, model, settings, pairs, loaded.score_token_id)
 
+        def build(candidate: precision.Candidate) -> engines.BuiltEncoder:
+            logger.info("exporting the encoder (%s)", candidate)
+            chosen = replace(options, engine=candidate.engine, precision=candidate.precision)
+            try:
+                return engines.get(candidate.engine, candidate.precision).build(
+                    model, settings.model_input_names, num_labels, settings,
+                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, loaded.score_token_id,
+                    info.max_length)
+            except engines.UnsupportedEngineError as exc:
+                raise ExportError(str(exc)) from exc
+
+        if len(candidates) > 1:
+            built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info)
+        else:
+            built, agreement = build(candidates[0]), None
+        reduced = (built.checked_precision or info.precision) != "fp32"
+        if built.checked_precision and built.checked_precision != info.precision:
+            logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
+                           "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
         diff, checked = _check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
-        agreement = _check_agreement(reference, pair_tokenizer, built, info) if reduced else None
+        if reduced and agreement is None:
+            agreement = _check_agreement(reference, pair_tokenizer, built, info)
+        if options.tokens_per_batch:
+            if built.batcher is not None:
+                built.batcher.tokens_per_batch = options.tokens_per_batch
+            built = replace(built, spec=replace(built.spec, parameters={
+                **built.spec.parameters, "tokens_per_batch": str(options.tokens_per_batch)}))
+        elif built.batcher is not None:
+            widths = precision.GPU_WIDTHS if _on_gpu(built) else precision.CPU_WIDTHS
+            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer), widths)
+            logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
+                        ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
         def fill_tokenizer(target: Path) -> None:
-            engines.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
+            encoder_build.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
             for name in (TOKENIZER_FILE, SETTINGS_FILE):
                 shutil.copy2(tokenizer_dir / name, target / name)
 
         write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances)
-    logger.info("wrote %s, %s_tokenizer, %s_encoder to %s", info.name, info.name, info.name, options.repository)
+    logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
+                options.repository, info.engine, info.precision)
     return ExportReport(info, diff, checked, agreement)
+
+
+def _on_gpu(built: engines.BuiltEncoder) -> bool:
+    return built.spec.instance_kind == mc.ModelInstanceGroup.KIND_GPU or _cuda()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Candidate], engines.BuiltEncoder],
+            reference: Reference, pair_tokenizer: PairTokenizer,
+            info: ModelInfo) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
+    """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
+    feeds = tuning.timing_feeds(pair_tokenizer)
+    trials, built_by = [], {}
+    for candidate in candidates:
+        built = build(candidate)
+        candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
+        agreement = (None if candidate.precision == "fp32"
+                     else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
+        trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
+        trials.append(trial)
+        built_by[candidate] = built
+        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == "fp32"), None)
+        ratio = (f", {trial.pairs_per_s / fp32_rate:.2f}x fp32"
+                 if fp32_rate and trial.candidate.precision != "fp32" else "")
+        verdict = ("the reference" if agreement is None else
+                   f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
+                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "
+                   f"{precision.MIN_TOP10_OVERLAP})")
+        logger.info("auto: %s measured %.0f pairs/s%s, %s", candidate, trial.pairs_per_s, ratio, verdict)
+    chosen = precision.choose(trials)
+    logger.info("auto: chose %s (%.0f pairs/s, the fastest that ranks like fp32)", chosen.candidate,
+                chosen.pairs_per_s)
+    return (built_by[chosen.candidate], replace(info, engine=chosen.candidate.engine,
+                                                precision=chosen.candidate.precision), chosen.agreement)
 
 
 def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
@@ -277,8 +365,8 @@ Reference = Callable[[Sequence[tuple[str, str]]], np.ndarray]
 
 
 def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
-                     info: ModelInfo) -> Agreement:
-    from crossrank.activation import apply
+                     info: ModelInfo, warn: bool = True) -> Agreement:
+    from crossrank.gateway.core.activation import apply
 
     def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
@@ -287,7 +375,7 @@ def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built:
     logger.info("%s: measuring ranking agreement with fp32", info.precision)
     result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
     logger.info("%s against fp32: %s", info.precision, result.summary())
-    if result.spearman < agreement_module.MIN_SPEARMAN:
+    if warn and result.spearman < agreement_module.MIN_SPEARMAN:
         logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
                        "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
                        result.spearman, agreement_module.MIN_SPEARMAN)

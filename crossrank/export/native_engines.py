@@ -21,7 +21,7 @@ from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from crossrank.export.engines import BuiltEncoder, default_threads, onnx_file
+from crossrank.export.encoder_build import BuiltEncoder, default_threads, onnx_file
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 

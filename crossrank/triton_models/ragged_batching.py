@@ -23,7 +23,7 @@ class RaggedBatcher:
         self._input_names = list(input_names)
         self._pad_token_id = pad_token_id
         self._left = padding_side == "left"
-        self._tokens_per_batch = tokens_per_batch
+        self.tokens_per_batch = tokens_per_batch  # padded tokens per encoder call; export tunes it
         # Running totals of real and padded-to positions the encoder was given (benchmark, tests).
         self.real_tokens = 0
         self.padded_tokens = 0
@@ -46,7 +46,7 @@ class RaggedBatcher:
         start = 0
         while start < len(order):
             width = max(int(lengths[order[start]]), 1)
-            stop = start + max(1, self._tokens_per_batch // width)
+            stop = start + max(1, self.tokens_per_batch // width)
             chunk = order[start:stop]
             feed = self._gather(flat, offsets[chunk], lengths[chunk], width)
             self.real_tokens += int(lengths[chunk].sum())

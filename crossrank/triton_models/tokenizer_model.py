@@ -1,8 +1,8 @@
 """Triton entry point (`model.py`) of the `<name>_tokenizer` python-backend model.
 
 Thin on purpose: all tokenization lives in `pair_tokenizer.py` beside it. Triton's dynamic batcher may hand
-over several requests at once; their pairs are tokenized in one batch, then split back per request, each
-padded to its own longest pair (the encoder re-pads across requests).
+over several requests at once; each is tokenized on its own and padded to its own longest pair (the encoder
+pools the pairs of all of them and re-pads them across requests).
 """
 
 from __future__ import annotations

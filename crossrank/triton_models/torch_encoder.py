@@ -7,6 +7,7 @@ Runs inside the `<name>_encoder` Triton model and in tests; requests are merged 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,14 +16,18 @@ from transformers import AutoModelForSequenceClassification
 
 try:  # inside Triton the sibling modules are imported flat; in the package, relatively
     from causal_lm_score import load_scorer
+    from host_cpu import cpu_flags, has_bf16
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 except ImportError:
     from crossrank.triton_models.causal_lm_score import load_scorer
+    from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # A GPU wants far wider batches than a CPU core's cache does.
 GPU_TOKENS_PER_BATCH = 65_536
+
+logger = logging.getLogger("crossrank.encoder")
 
 
 def pick_device(precision: str) -> str:
@@ -41,6 +46,11 @@ class TorchEncoder:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
+        if self.device == "cpu" and precision == "bf16" and not has_bf16(cpu_flags()):
+            # Said once, at load: without AMX or AVX-512 BF16, bf16 matmuls are emulated.
+            logger.warning("this encoder was exported for bf16, but this CPU has no bf16 hardware (amx_bf16 or "
+                           "avx512_bf16): expect it to run about 3x slower than fp32; export again on this "
+                           "machine with --precision auto or fp32")
 
         def load(**kwargs: object) -> torch.nn.Module:
             common = {"dtype": DTYPES[precision], "trust_remote_code": trust_remote_code, **kwargs}
@@ -60,6 +70,10 @@ class TorchEncoder:
     @property
     def input_names(self) -> list[str]:
         return list(self._input_names)
+
+    @property
+    def batcher(self) -> RaggedBatcher:
+        return self._batcher
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         tensors = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in feed.items()}

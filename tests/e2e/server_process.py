@@ -10,17 +10,31 @@ import time
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crossrank.bench.measure import process_tree
-from crossrank.triton_launcher import free_port
+from crossrank.embedded_triton.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def children(pid: int) -> list[int]:
     """Direct and indirect child processes of `pid`."""
-    return process_tree(pid)[1:]
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of these processes together, MiB (processes gone meanwhile count zero)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
 
 
 def alive(pid: int) -> bool:

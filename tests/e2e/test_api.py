@@ -118,7 +118,7 @@ def test_cli_rerank_and_models(server: ServerProcess) -> None:
 def test_long_document_scores_its_best_chunk(server: ServerProcess, tiny_bert_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from crossrank.chunking import split
+    from crossrank.gateway.core.chunking import split
 
     query = "paris query"
     long_doc = " ".join(WORDS * 12)

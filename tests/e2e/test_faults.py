@@ -17,7 +17,7 @@ import pytest
 from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, CrossrankClientError, RetryPolicy
 from grpc_health.v1 import health_pb2
 
-from crossrank.triton_launcher import free_port
+from crossrank.embedded_triton.launcher import free_port
 from tests.e2e.server_process import ServerProcess, alive, children
 
 pytestmark = pytest.mark.e2e

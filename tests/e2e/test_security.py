@@ -21,7 +21,7 @@ from crossrank_client import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crossrank.triton_launcher import free_port
+from crossrank.embedded_triton.launcher import free_port
 from tests.e2e.server_process import ServerProcess
 from tests.integration import certificates
 

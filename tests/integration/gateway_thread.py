@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from crossrank.admission import ApiKeys, Limiter
-from crossrank.scoring import CrossEncoderCore
-from crossrank.server import add_port, build_server, set_serving
-from crossrank.validation import Limits
+from crossrank.gateway.core.admission import ApiKeys, Limiter
+from crossrank.gateway.core.scoring import CrossEncoderCore
+from crossrank.gateway.core.validation import Limits
+from crossrank.gateway.transport.grpc_server import add_port, build_server, set_serving
 from tests.fakes import RERANKER, FakeBackend
 
 

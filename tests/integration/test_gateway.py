@@ -12,7 +12,7 @@ from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, Crossr
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from crossrank.server import SERVICE_NAME, set_serving
+from crossrank.gateway.transport.grpc_server import SERVICE_NAME, set_serving
 from tests.fakes import NLI, RERANKER
 from tests.integration.gateway_thread import GatewayThread
 
@@ -122,6 +122,6 @@ def test_container_healthcheck_command(gateway: GatewayThread) -> None:
         assert healthcheck(["--target", target, "--service", "crossrank.liveness"]) == 0
     finally:
         asyncio.run_coroutine_threadsafe(set_serving(gateway.health, True), gateway.loop).result(5)
-    from crossrank.triton_launcher import free_port
+    from crossrank.embedded_triton.launcher import free_port
 
     assert healthcheck(["--target", f"127.0.0.1:{free_port()}", "--timeout", "1"]) == 1

@@ -10,7 +10,7 @@ from crossrank_client.v1 import crossrank_service_pb2 as pb
 from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crossrank.triton_launcher import free_port
+from crossrank.embedded_triton.launcher import free_port
 from tests.e2e.server_process import ServerProcess
 
 

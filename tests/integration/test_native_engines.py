@@ -16,9 +16,9 @@ import onnx
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
+from crossrank.embedded_triton.model_setup import ensure_models
 from crossrank.export.exporter import ExportOptions, ExportReport, export
 from crossrank.export.triton_repository import read_config
-from crossrank.model_setup import ensure_models
 from crossrank.triton_models.onnx_encoder import OnnxEncoder
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 from tests.model_builders import pairs_with_long_documents, tiny_gemma

@@ -73,3 +73,54 @@ def test_export_reports_true_agreement_and_warns_below_099(minilm_dir: Path, tmp
     assert np.mean(overlaps) == pytest.approx(top10, abs=2e-3)
     assert max(diffs) == pytest.approx(max_diff, abs=2e-4)
     assert 0 < max_diff < 0.5  # reduced, not broken
+
+
+AUTO_LINE = re.compile(r"auto: (\S+) (\w+) measured (\d+) pairs/s.*?, (the reference|agrees|below the bar)")
+
+
+def test_auto_measures_what_the_machine_offers_and_serves_an_agreeing_candidate(
+        minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from crossrank.embedded_triton.model_setup import exported_models
+    from crossrank.export.precision import MIN_SPEARMAN as BAR
+    from crossrank.export.precision import candidates
+    from crossrank.triton_models.host_cpu import cpu_flags
+
+    repo = tmp_path / "repo"
+    with caplog.at_level(logging.INFO):
+        assert main(["export", str(minilm_dir), "--name", "m", "--repository", str(repo)]) == 0
+    log = capsys.readouterr().err + caplog.text  # the CLI logs to stderr
+    measured = {(m[1], m[2]): m[4] for m in AUTO_LINE.finditer(log)}
+    offered = candidates("auto", cpu_flags(), torch.cuda.is_available())
+    assert set(measured) == {(c.engine, c.precision) for c in offered}
+    chosen = re.search(r"auto: chose (\S+) (\w+)", log)
+    assert chosen, log
+    assert measured[(chosen[1], chosen[2])] in ("the reference", "agrees")
+    [info] = exported_models(repo)
+    assert (info.engine, info.precision) == (chosen[1], chosen[2])
+    # The recorded sub-batch width is one export measured; threads are left to the serving machine.
+    config = (repo / "m_encoder" / "config.pbtxt").read_text()
+    width = re.search(r'key: "tokens_per_batch"\s+value \{\s+string_value: "(\d+)"', config)
+    assert width and f"{width[1]}: " in log
+    assert re.search(r'string_value: "auto"', config)
+    if chosen[2] != "fp32":
+        rho = re.search(rf"{chosen[2]} against fp32: .*Spearman ([\d.]+)", log)
+        assert rho and float(rho[1]) >= BAR
+
+
+def test_a_bf16_export_loaded_without_bf16_hardware_says_so_once(tiny_bert_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from crossrank.triton_models import torch_encoder
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    monkeypatch.setattr(torch_encoder, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    with caplog.at_level(logging.WARNING, logger="crossrank.encoder"):
+        torch_encoder.TorchEncoder(str(tiny_bert_dir), names, precision="bf16", device="cpu")
+    assert caplog.text.count("no bf16 hardware") == 1 and "3x slower" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(torch_encoder, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    with caplog.at_level(logging.WARNING, logger="crossrank.encoder"):
+        torch_encoder.TorchEncoder(str(tiny_bert_dir), names, precision="bf16", device="cpu")
+        torch_encoder.TorchEncoder(str(tiny_bert_dir), names, precision="fp32", device="cpu")
+    assert "no bf16 hardware" not in caplog.text

@@ -16,9 +16,8 @@ import pytest
 from crossrank_client import AsyncCrossEncoderClient, CrossrankClientError
 from sentence_transformers import CrossEncoder
 
-from crossrank.bench.measure import process_tree, rss_mib
 from crossrank.export.exporter import ExportOptions, export
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import ServerProcess, children, rss_mib
 from tests.model_builders import pairs_with_long_documents
 
 CONCURRENCY = 32
@@ -68,8 +67,7 @@ def test_soak(tmp_path: Path, tiny_bert_dir: Path) -> None:
                 counts["ok" if ok else "unexpected"] += 1
 
     def memory() -> tuple[float, float]:
-        tree = process_tree(server.process.pid)
-        return rss_mib([server.process.pid]), rss_mib([p for p in tree if p != server.process.pid])
+        return rss_mib([server.process.pid]), rss_mib(children(server.process.pid))
 
     async def run() -> None:
         started = time.monotonic()

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from crossrank.chunking import split
-from crossrank.errors import CrossrankError
-from crossrank.scoring import CrossEncoderCore, RerankQuery
-from crossrank.validation import Limits
+from crossrank.gateway.core.chunking import split
+from crossrank.gateway.core.errors import CrossrankError
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
+from crossrank.gateway.core.validation import Limits
 from tests.fakes import RERANKER, FakeBackend
 
 

@@ -14,8 +14,8 @@ import yaml
 import crossrank
 from crossrank import settings
 from crossrank.cli import build_parser
+from crossrank.gateway.transport.grpc_server import HEALTH_SERVICES, LIVENESS_SERVICE, SERVICE_NAME
 from crossrank.healthcheck import main as healthcheck_main  # noqa: F401  (the HEALTHCHECK's module must import)
-from crossrank.server import HEALTH_SERVICES, LIVENESS_SERVICE, SERVICE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

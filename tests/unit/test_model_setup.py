@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossrank.model_setup import name_from_source, parse_spec
+from crossrank.embedded_triton.model_setup import name_from_source, parse_spec
 
 
 @pytest.mark.parametrize(("spec", "name", "source"), [

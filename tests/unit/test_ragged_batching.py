@@ -9,9 +9,9 @@ import numpy as np
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
-from crossrank.bench.workload import requests
 from crossrank.triton_models.pair_tokenizer import PairTokenizer, TokenizerSettings
 from crossrank.triton_models.ragged_batching import RaggedBatcher, padding_fraction
+from tests.model_builders import rerank_requests
 
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -30,8 +30,8 @@ def _row_sums(feed: dict[str, np.ndarray]) -> np.ndarray:
 def test_ms_marco_like_traffic_is_under_ten_percent_padding(minilm_dir: Path) -> None:
     tokenizer = _tokenizer(minilm_dir)
     for count, documents, merged in ((4, 100, 1), (64, 10, 16)):  # scenario A, and B's merged requests
-        specs = requests(count, documents, seed=5)
-        feeds = [tokenizer.encode([s.query] * documents, list(s.documents)).tensors for s in specs]
+        specs = rerank_requests(count, documents, seed=5)
+        feeds = [tokenizer.encode([query] * documents, passages).tensors for query, passages in specs]
         batcher = RaggedBatcher(NAMES)
         for start in range(0, count, merged):
             batcher.score(feeds[start:start + merged], _row_sums)

@@ -6,9 +6,9 @@ import grpc
 import numpy as np
 import pytest
 
-from crossrank.errors import CrossrankError, ModelNotFoundError
-from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery
-from crossrank.validation import Limits
+from crossrank.gateway.core.errors import CrossrankError, ModelNotFoundError
+from crossrank.gateway.core.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery
+from crossrank.gateway.core.validation import Limits
 from tests.fakes import NLI, RERANKER, FakeBackend, fake_logits
 
 DOCS = ["paris is in france", "bananas", "paris france capital paris", "a city"]

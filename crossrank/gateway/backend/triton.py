@@ -14,8 +14,8 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from crossrank.backend import ScoredPairs
-from crossrank.errors import BackendError, BackendUnavailableError, DeadlineError
+from crossrank.gateway.backend.base import ScoredPairs
+from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError
 from crossrank.model_info import ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,7 @@ class TritonBackend:
     """Scores pairs through the ensembles of one Triton server."""
 
     def __init__(self, url: str) -> None:
-        self._url = url
         self._client = triton.InferenceServerClient(url)
-
-    @property
-    def url(self) -> str:
-        return self._url
 
     async def ready(self) -> bool:
         try:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.bench.workload import RerankRequestSpec
-from crossrank.triton_launcher import free_port
+from crossrank.embedded_triton.launcher import free_port
+from crossrank_bench.workload import RerankRequestSpec
 
 STARTUP_TIMEOUT_S = 300
 BATCH_SIZE = 32  # Infinity's default dynamic batch; sentence-transformers predicts in 32s too

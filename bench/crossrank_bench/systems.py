@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.bench.workload import RerankRequestSpec
+from crossrank_bench.workload import RerankRequestSpec
 
 
 class SentenceTransformersSystem:

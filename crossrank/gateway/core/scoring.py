@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank import activation, chunking, validation
-from crossrank.backend import ScoredPairs, ScoringBackend
-from crossrank.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
-from crossrank.metrics import GatewayMetrics
+from crossrank.gateway.backend.base import ScoredPairs, ScoringBackend
+from crossrank.gateway.core import activation, chunking, validation
+from crossrank.gateway.core.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
+from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.validation import Limits
 from crossrank.model_info import Activation, ModelInfo, Task
-from crossrank.validation import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,6 @@ class CrossEncoderCore:
         self._configured_default = default_model
         self._models: dict[str, ModelInfo] = {}
         self._refreshed_at = float("-inf")
-
-    @property
-    def limits(self) -> Limits:
-        return self._limits
 
     async def refresh_models(self) -> list[ModelInfo]:
         models = await self._backend.models()

@@ -8,12 +8,11 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossrank.bench.workload import RerankRequestSpec
+from crossrank_bench.workload import RerankRequestSpec
 
 
 @dataclass(frozen=True)
@@ -101,32 +100,26 @@ async def run_concurrent(system: str, scenario: str, call: Callable[[RerankReque
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = [pid], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
-        found.extend(kids)
-        frontier.extend(kids)
-    return found
+    """`pid` and all its descendants."""
+    import psutil
+
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return [pid]
 
 
 def rss_mib(pids: Sequence[int]) -> float:
+    """Resident memory of these processes together, MiB (processes gone meanwhile count zero)."""
+    import psutil
+
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
             continue
-    return total / 1024
+    return total / 2**20
 
 
 def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:

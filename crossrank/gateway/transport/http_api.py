@@ -17,9 +17,9 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from crossrank.admission import ApiKeys, Limiter
-from crossrank.errors import CrossrankError, InvalidArgumentError
-from crossrank.scoring import CrossEncoderCore, RerankQuery
+from crossrank.gateway.core.admission import ApiKeys, Limiter
+from crossrank.gateway.core.errors import CrossrankError, InvalidArgumentError
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("crossrank.access")

@@ -9,11 +9,11 @@ from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from crossrank.admission import ApiKeys, Limiter
-from crossrank.interceptor import ErrorInterceptor
-from crossrank.metrics import GatewayMetrics
-from crossrank.scoring import CrossEncoderCore
-from crossrank.servicer import CrossEncoderServicer
+from crossrank.gateway.core.admission import ApiKeys, Limiter
+from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.scoring import CrossEncoderCore
+from crossrank.gateway.transport.grpc_interceptor import ErrorInterceptor
+from crossrank.gateway.transport.grpc_servicer import CrossEncoderServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CrossEncoderService"].full_name
 HEALTH_SERVICES = ("", SERVICE_NAME)

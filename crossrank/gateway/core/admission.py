@@ -11,7 +11,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 
-from crossrank.errors import OverloadedError, UnauthenticatedError
+from crossrank.gateway.core.errors import OverloadedError, UnauthenticatedError
 
 AUTHORIZATION = "authorization"
 
@@ -26,10 +26,6 @@ class ApiKeys:
 
     def __init__(self, keys: Iterable[str]) -> None:
         self._keys = [k.encode() for k in keys if k]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
 
     def check(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
         if not self._keys:
@@ -55,10 +51,6 @@ class Limiter:
         self._running = asyncio.Semaphore(max_in_flight)
         self._capacity = max_in_flight + max_queue
         self._admitted = 0
-
-    @property
-    def admitted(self) -> int:
-        return self._admitted
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.bench import infinity, measure, report, workload
-from crossrank.bench.systems import OnnxRuntimeSystem, SentenceTransformersSystem, ServedSystem, TritonDirectSystem
+from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions, free_port
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
-from crossrank.triton_launcher import EmbeddedTriton, TritonOptions, free_port
+from crossrank_bench import infinity, measure, report, workload
+from crossrank_bench.systems import OnnxRuntimeSystem, SentenceTransformersSystem, ServedSystem, TritonDirectSystem
 
 logger = logging.getLogger(__name__)
 MODEL = "minilm-l6"
@@ -161,7 +161,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="crossrank bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m crossrank_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small workload, under two minutes")
     parser.add_argument("--output", type=Path, default=Path("bench/results"))
     parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.triton_launcher"):
+    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     sizes = SIZES["quick" if args.quick else "full"]

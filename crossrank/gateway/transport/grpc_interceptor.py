@@ -20,9 +20,9 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.admission import ApiKeys, Limiter, arrived_at, queued_ms
-from crossrank.errors import CrossrankError, MalformedRequestError
-from crossrank.metrics import GatewayMetrics
+from crossrank.gateway.core.admission import ApiKeys, Limiter, arrived_at, queued_ms
+from crossrank.gateway.core.errors import CrossrankError, MalformedRequestError
+from crossrank.gateway.core.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("crossrank.access")

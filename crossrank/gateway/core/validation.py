@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crossrank.errors import InvalidArgumentError
+from crossrank.gateway.core.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from crossrank.model_info import ModelInfo
 
 logger = logging.getLogger(__name__)
 
-DEMO_SOURCE_LABEL = "offline demo: all-MiniLM-L6-v2 backbone with an untrained head (scores carry no meaning)"
+DEMO_SOURCE_LABEL = ("offline demo: all-MiniLM-L6-v2 backbone, head fitted on a synthetic word-overlap task "
+                     "(no real relevance training)")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ def exported_models(repository: Path) -> list[ModelInfo]:
     return found
 
 
+# Serve exports on the machine that serves: engine and precision are measured there (`auto`).
+MEASURED = "auto"
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "crossrank"
@@ -71,16 +76,17 @@ def _ensure(spec: ModelSpec, repository: Path) -> str:
         logger.info("model %s: reusing the export in %s", spec.name, repository)
         return spec.name
     try:
-        export(ExportOptions(source=spec.source, name=spec.name, repository=repository))
+        export(ExportOptions(source=spec.source, name=spec.name, repository=repository, engine=MEASURED,
+                             precision=MEASURED))
         return spec.name
     except ExportError as exc:
         if spec.source != source.DEFAULT_MODEL or "Hugging Face hub" not in str(exc):
             raise
         logger.warning("%s", exc)
     if not (repository / source.DEMO_MODEL_NAME / "config.pbtxt").exists():
-        directory = source.build_demo_model(_cache_dir() / "demo-model")
+        directory = source.build_demo_model(_cache_dir() / "demo-model-fitted")
         export(ExportOptions(source=str(directory), name=source.DEMO_MODEL_NAME, repository=repository,
-                             source_label=DEMO_SOURCE_LABEL))
+                             source_label=DEMO_SOURCE_LABEL, engine=MEASURED, precision=MEASURED))
     return source.DEMO_MODEL_NAME
 
 

@@ -11,10 +11,10 @@ import grpc
 from crossrank_client.v1 import crossrank_service_pb2 as pb
 from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 
-from crossrank.admission import arrived_at, queued_ms
-from crossrank.errors import InvalidArgumentError
+from crossrank.gateway.core.admission import arrived_at, queued_ms
+from crossrank.gateway.core.errors import InvalidArgumentError
+from crossrank.gateway.core.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery, Usage
 from crossrank.model_info import Task
-from crossrank.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery, Usage
 
 _TASKS = {Task.RERANK: pb.TASK_RERANK, Task.CLASSIFY: pb.TASK_CLASSIFY}
 

@@ -1,0 +1,104 @@
+"""What every encoder engine shares: the `Engine` protocol and its `BuiltEncoder` result, the python-backend
+module copier, the ONNX file (fp32 or int8) that ONNX-based engines start from, and the thread default.
+
+`python_engines.py` and `native_engines.py` build on this; `engines.py` is the registry of both.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+
+TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
+
+
+@dataclass(frozen=True)
+class BuiltEncoder:
+    spec: EncoderSpec
+    score: Callable[[dict[str, np.ndarray]], np.ndarray]  # the exported encoder, run in-process
+    # The precision `score` runs in, where it differs from the served one (a native engine whose fp16 is
+    # applied by TensorRT on the GPU at load): export then checks fp32 parity and says what it could not.
+    checked_precision: str | None = None
+    # The in-process encoder's batcher (python-backend engines): export times sub-batch widths through it.
+    batcher: Any = None
+
+
+class Engine(Protocol):
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
+        """`model` is a sequence classifier, or a causal LM scored by `score_token_id`'s logit;
+        `sequence_limit` is the most tokens a pair takes into the encoder (a causal LM's prompt included)."""
+
+
+def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
+    """Copies a python-backend entry point as `model.py` and its pure modules beside it."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(TRITON_MODULES / entry_point, target / "model.py")
+    for module in modules:
+        shutil.copy2(TRITON_MODULES / module, target / module)
+
+
+def default_threads() -> int:
+    """Threads for the encoder run in-process at export: the CPUs this process may use (affinity, quota)."""
+    from crossrank.triton_models.host_cpu import available_cpus
+
+    return available_cpus()
+
+
+def threads_parameter(requested: int) -> str:
+    """What the encoder's config records: an explicit count, or `auto` (the serving process's CPUs at load)."""
+    return str(requested) if requested > 0 else "auto"
+
+
+def scoring_module(model: Any, score_token_id: int | None) -> Any:
+    """The module whose output is the logits: the model itself, or a causal LM's score-token logit."""
+    if score_token_id is None:
+        return model
+    from crossrank.triton_models.causal_lm_score import TokenLogitScorer
+
+    return TokenLogitScorer(model, score_token_id).eval()
+
+
+def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str,
+              score_token_id: int | None) -> Path:
+    """Writes `work/model.onnx` (int8-quantized for precision int8) and returns its path."""
+    from crossrank.export.onnx_export import export_onnx
+
+    work.mkdir(parents=True, exist_ok=True)
+    onnx_path = work / "model.onnx"
+    export_onnx(scoring_module(model, score_token_id), input_names, onnx_path)
+    return _quantize_int8(onnx_path) if precision == "int8" else onnx_path
+
+
+def _quantize_int8(path: Path) -> Path:
+    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time), which uses the
+    CPU's VNNI instructions where it has them."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = path.with_name("model.int8.onnx")
+    # The quantizer logs a line per tensor on the root logger; export's own lines say what matters.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+    finally:
+        root.setLevel(level)
+    final = path.with_name("model.onnx")
+    target.replace(final)
+    return final
+
+
+class UnsupportedEngineError(ValueError):
+    """The engine or precision is not available."""

@@ -1,0 +1,86 @@
+"""`--precision auto`: which engine and precision to serve, chosen by measurement on the machine that exports
+(in embedded mode, the machine that serves).
+
+The candidates are what the hardware runs well: fp32 everywhere (the exact reference, 1e-4 parity); bf16
+where the CPU has AMX or AVX-512 BF16, or on a GPU; fp16 on a GPU; dynamic int8 on CPUs. Each reduced
+precision must rank like fp32 on export's sample lists (Spearman and top-10 overlap at or above the bar)
+before its speed counts; the fastest that does is served. This module holds the pure rules; the exporter
+builds and times the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from crossrank.export.agreement import Agreement
+from crossrank.triton_models.host_cpu import has_bf16
+
+AUTO = "auto"
+# The agreement bar a reduced precision must meet against fp32 to be chosen by `auto`.
+MIN_SPEARMAN = 0.999
+MIN_TOP10_OVERLAP = 0.95
+# Engines `auto` measures: those whose encoder runs in-process at export (the python backend's).
+MEASURABLE_ENGINES = ("onnx-python", "torch-python")
+# Sub-batch widths (padded tokens per encoder call) tried for the chosen candidate.
+CPU_WIDTHS = (256, 512, 768, 1024, 2048, 4096)
+GPU_WIDTHS = (16_384, 32_768, 65_536, 131_072)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    engine: str
+    precision: str
+
+    def __str__(self) -> str:
+        return f"{self.engine} {self.precision}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    candidate: Candidate
+    pairs_per_s: float
+    agreement: Agreement | None = None  # None for fp32, the reference itself
+
+    @property
+    def agrees(self) -> bool:
+        if self.candidate.precision == "fp32":
+            return True
+        return (self.agreement is not None and self.agreement.spearman >= MIN_SPEARMAN
+                and self.agreement.top10_overlap >= MIN_TOP10_OVERLAP)
+
+
+class PrecisionChoiceError(ValueError):
+    """`auto` cannot be applied as asked."""
+
+
+def candidates(engine: str, cpu_flags: frozenset[str], cuda: bool) -> list[Candidate]:
+    """What `auto` measures for `engine` (`auto` = every measurable engine) on this hardware; fp32 first."""
+    if engine not in (AUTO, *MEASURABLE_ENGINES):
+        raise PrecisionChoiceError(f"--precision auto measures the python-backend engines "
+                                   f"({', '.join(MEASURABLE_ENGINES)}) only; name a precision for {engine}")
+    if cuda:  # ONNX Runtime in the python backend runs on the CPU only: on a GPU, PyTorch
+        found = [Candidate("torch-python", p) for p in ("fp32", "fp16", "bf16")]
+    else:
+        found = [Candidate("onnx-python", "fp32"), Candidate("onnx-python", "int8")]
+        if has_bf16(cpu_flags):
+            found.append(Candidate("torch-python", "bf16"))
+    if engine != AUTO:
+        found = [c for c in found if c.engine == engine]
+        if not any(c.precision == "fp32" for c in found):
+            found.insert(0, Candidate(engine, "fp32"))
+    return found
+
+
+def choose(trials: Sequence[Trial]) -> Trial:
+    """The fastest trial whose ranking agrees with fp32 (fp32 always does)."""
+    agreeing = [t for t in trials if t.agrees]
+    if not agreeing:
+        raise PrecisionChoiceError("no candidate precision agrees with fp32")
+    return max(agreeing, key=lambda t: t.pairs_per_s)
+
+
+def best_width(rate_at: Callable[[int], float], widths: Sequence[int]) -> tuple[int, dict[int, float]]:
+    """The sub-batch width with the highest measured rate, and every width's rate."""
+    rates = {width: rate_at(width) for width in widths}
+    return max(rates, key=lambda w: rates[w]), rates

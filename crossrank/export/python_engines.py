@@ -1,0 +1,85 @@
+"""The python-backend engines: `onnx-python` (ONNX Runtime inside a python-backend model, runs with the
+pip-bundled Triton on any CPU) and `torch-python` (PyTorch, CUDA or CPU)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from crossrank.export.encoder_build import (
+    BuiltEncoder,
+    UnsupportedEngineError,
+    copy_triton_module,
+    default_threads,
+    onnx_file,
+    threads_parameter,
+)
+from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+
+
+class OnnxPythonEngine:
+    """ONNX Runtime (CPU) in a python-backend model."""
+
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
+        from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
+
+        onnx_path = onnx_file(model, input_names, work, options.precision, score_token_id)
+        threads = options.encoder_threads or default_threads()
+        encoder = OnnxEncoder(str(onnx_path), intra_op_threads=threads, pad_token_id=settings.pad_token_id,
+                              padding_side=settings.padding_side)
+
+        def write_files(target: Path) -> None:
+            copy_triton_module(target, "encoder_model.py", "onnx_encoder.py", "ragged_batching.py", "host_cpu.py")
+            shutil.copy2(onnx_path, target / "model.onnx")
+
+        spec = EncoderSpec(
+            input_names=input_names, num_labels=num_labels, backend="python",
+            parameters={"engine": "onnx-python", "intra_op_threads": threads_parameter(options.encoder_threads),
+                        "pad_token_id": str(settings.pad_token_id),
+                        "padding_side": settings.padding_side,
+                        "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
+            instance_count=options.encoder_instances, write_files=write_files,
+        )
+        return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0], batcher=encoder.batcher)
+
+
+class TorchPythonEngine:
+    """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
+
+    def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
+              work: Path, options: Any, score_token_id: int | None = None,
+              sequence_limit: int = 0) -> BuiltEncoder:
+        from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
+
+        try:
+            device = pick_device(options.precision)
+        except ValueError as exc:
+            raise UnsupportedEngineError(str(exc)) from exc
+        hf = work / "hf"
+        model.save_pretrained(hf)  # fp32 weights; the encoder casts at load, on the serving machine
+        threads = options.encoder_threads or default_threads()
+        encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
+                               pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
+                               threads=threads, trust_remote_code=options.trust_remote_code,
+                               score_token_id=score_token_id)
+
+        def write_files(target: Path) -> None:
+            copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
+                               "causal_lm_score.py", "host_cpu.py")
+            shutil.copytree(hf, target / "hf")
+
+        spec = EncoderSpec(
+            input_names=input_names, num_labels=num_labels, backend="python",
+            parameters={"engine": "torch-python", "precision": options.precision,
+                        "input_names": ",".join(input_names),
+                        "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
+                        "threads": threads_parameter(options.encoder_threads),
+                        "trust_remote_code": "true" if options.trust_remote_code else "false",
+                        "score_token_id": "" if score_token_id is None else str(score_token_id)},
+            instance_count=options.encoder_instances, write_files=write_files,
+        )
+        return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0], batcher=encoder.batcher)
