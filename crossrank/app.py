@@ -9,6 +9,7 @@ health NOT_SERVING, lets in-flight requests finish within the grace period, then
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 
@@ -17,6 +18,7 @@ from crossrank.gateway.backend.triton import TritonBackend
 from crossrank.gateway.core.admission import ApiKeys, Limiter, read_key_file
 from crossrank.gateway.core.errors import CrossrankError
 from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.pipeline import RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
 from crossrank.gateway.transport.grpc_server import add_port, build_health_server, build_server, set_serving
 from crossrank.settings import Settings
@@ -30,6 +32,10 @@ _STABLE_AFTER_S = 60.0  # a Triton that ran this long before dying restarts afte
 
 class StartupError(RuntimeError):
     """The server could not start; the message says why."""
+
+
+class ServerStoppedError(RuntimeError):
+    """The server stopped itself because a part it cannot run without failed; the message says which."""
 
 
 class Readiness:
@@ -46,16 +52,20 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
                    readiness: Readiness) -> None:
     serving = False
     while True:
-        ready = started.is_set() and await backend.ready()
-        if ready and not serving:
-            try:
-                models = await core.refresh_models()
-            except CrossrankError:
-                models = []
-            if models:
-                logger.info("serving %s (default %s)", ", ".join(m.name for m in models), core.default_model)
-            ready = bool(models)
-        if triton is not None and started.is_set() and not triton.running:
+        try:
+            ready = started.is_set() and await backend.ready()
+            if ready and not serving:
+                try:
+                    models = await core.refresh_models()
+                except CrossrankError:
+                    models = []
+                if models:
+                    logger.info("serving %s (default %s)", ", ".join(m.name for m in models), core.default_model)
+                ready = bool(models)
+            if triton is not None and started.is_set() and not triton.running:
+                ready = False
+        except Exception:  # never freeze health in its last state: a check that fails means not ready
+            logger.exception("readiness check failed; health is NOT_SERVING until a check succeeds")
             ready = False
         metrics.triton_ready.set(1 if ready else 0)
         if ready != serving:
@@ -84,6 +94,8 @@ async def _supervise(triton: EmbeddedTriton, started: asyncio.Event) -> None:
             logger.info("Triton restarted")
         except LauncherError as exc:
             logger.error("Triton restart failed: %s", str(exc).splitlines()[0])
+        except Exception:  # keep supervising: the next round tries again after its backoff
+            logger.exception("Triton restart failed")
 
 
 async def serve(settings: Settings) -> None:
@@ -99,7 +111,8 @@ async def serve(settings: Settings) -> None:
     core = CrossEncoderCore(backend, settings.limits, settings.default_model, metrics)
     keys = list(settings.api_keys) + (read_key_file(settings.api_keys_file) if settings.api_keys_file else [])
     api_keys, limiter, readiness = ApiKeys(keys), Limiter(settings.max_in_flight, settings.max_queue), Readiness()
-    server, health = build_server(core, settings.max_message_bytes, metrics, api_keys, limiter)
+    pipeline = RequestPipeline(metrics, api_keys, limiter, core.model_names)
+    server, health = build_server(core, settings.max_message_bytes, pipeline)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -123,8 +136,10 @@ async def serve(settings: Settings) -> None:
         from crossrank.gateway.transport import http_api
 
         try:
-            http_runner, _ = await http_api.start(http_api.HttpApi(core, api_keys, limiter, readiness),
-                                                  settings.host, settings.http_port)
+            tls = (http_api.tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+                   if settings.tls_cert_file else None)
+            api = http_api.HttpApi(core, pipeline, readiness, settings.max_message_bytes, settings.http_timeout_s)
+            http_runner, _ = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)
             raise StartupError(f"cannot listen on {settings.host}:{settings.http_port} (HTTP port)") from exc
@@ -139,6 +154,11 @@ async def serve(settings: Settings) -> None:
     started = asyncio.Event()
     monitor = asyncio.create_task(_monitor(backend, core, health, triton, started, metrics, readiness))
     supervisor = asyncio.create_task(_supervise(triton, started)) if triton is not None else None
+    # A background task that ends anyway takes the server down loudly rather than leaving it half alive.
+    died: list[str] = []
+    for task, name in ((monitor, "readiness monitor"), (supervisor, "Triton supervisor")):
+        if task is not None:
+            task.add_done_callback(functools.partial(_on_task_end, name=name, died=died, stop=stop))
     try:
         exporting = asyncio.Event()
         startup = asyncio.create_task(_start_backend(settings, triton, core, exporting))
@@ -175,6 +195,17 @@ async def serve(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         logger.info("stopped")
+    if died:
+        raise ServerStoppedError(f"stopped because the {died[0]} ended unexpectedly (see the log above)")
+
+
+def _on_task_end(task: asyncio.Task[None], name: str, died: list[str], stop: asyncio.Event) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    logger.critical("the %s ended unexpectedly (%r): stopping the server", name, error)
+    died.append(name)
+    stop.set()
 
 
 async def _start_backend(settings: Settings, triton: EmbeddedTriton | None, core: CrossEncoderCore,

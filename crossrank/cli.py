@@ -43,7 +43,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from crossrank import settings as settings_module
-    from crossrank.app import serve
+    from crossrank.app import ServerStoppedError, serve
 
     try:
         settings = settings_module.load(args.config, os.environ, {
@@ -56,6 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
     log_format.setup(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
+    except ServerStoppedError as exc:
+        logging.getLogger("crossrank").critical("%s", exc)
+        return 1
     except (RuntimeError, ValueError) as exc:  # StartupError, ExportError, bad model specs: one clear line
         logging.getLogger("crossrank").error("cannot start: %s", exc)
         return 1

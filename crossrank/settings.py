@@ -45,6 +45,7 @@ class Settings:
     triton_metrics_port: int = 0
     max_in_flight: int = 32
     max_queue: int = 256
+    http_timeout_s: float = 60.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
@@ -83,6 +84,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "triton.metrics_port": ("triton_metrics_port", "CROSSRANK_TRITON_METRICS_PORT"),
     "limits.max_in_flight": ("max_in_flight", "CROSSRANK_MAX_IN_FLIGHT"),
     "limits.max_queue": ("max_queue", "CROSSRANK_MAX_QUEUE"),
+    "limits.http_timeout_s": ("http_timeout_s", "CROSSRANK_HTTP_TIMEOUT_S"),
     "tls.cert_file": ("tls_cert_file", "CROSSRANK_TLS_CERT_FILE"),
     "tls.key_file": ("tls_key_file", "CROSSRANK_TLS_KEY_FILE"),
     "tls.client_ca_file": ("tls_client_ca_file", "CROSSRANK_TLS_CLIENT_CA_FILE"),

@@ -19,26 +19,57 @@ from typing import Any
 import numpy as np
 
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions, free_port
+from crossrank.embedded_triton.model_setup import exported_models
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
+from crossrank.triton_models.host_cpu import BF16_FLAGS, INT8_FLAGS, cpu_flags, has_bf16
 from crossrank_bench import infinity, measure, report, workload
-from crossrank_bench.systems import OnnxRuntimeSystem, SentenceTransformersSystem, ServedSystem, TritonDirectSystem
+from crossrank_bench.systems import (
+    OnnxRuntimeSystem,
+    SentenceTransformersSystem,
+    ServedSystem,
+    TorchSortedSystem,
+    TritonDirectSystem,
+)
 
 logger = logging.getLogger(__name__)
-MODEL = "minilm-l6"
+# Exports: the defaults (engine and precision `auto`, chosen on this machine), then the named precisions.
+MODEL = "minilm-l6-defaults"
+MODEL_FP32 = "minilm-l6-fp32"
 MODEL_INT8 = "minilm-l6-int8"
+MODEL_BF16 = "minilm-l6-bf16"
+CEILING_BATCHES = (16, 32, 64, 128)
 SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C: 4 clients x 100)
     "full": {"A": 30, "B": 320, "C": 24},
     "quick": {"A": 6, "B": 64, "C": 8},
 }
 
 
-def _prepare(repository: Path, cache: Path) -> Path:
-    model_dir = build_demo_model(cache / "demo-model")
-    for name, precision in ((MODEL, "fp32"), (MODEL_INT8, "int8")):
+def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str, str]]:
+    """The stand-in's directory and the exports, {name: "engine precision"}."""
+    model_dir = build_demo_model(cache / "demo-model-fitted")
+    wanted = [(MODEL, "auto", "auto"), (MODEL_FP32, "onnx-python", "fp32"), (MODEL_INT8, "onnx-python", "int8")]
+    if bf16:
+        wanted.append((MODEL_BF16, "torch-python", "bf16"))
+    for name, engine, precision in wanted:
         if not (repository / name / "config.pbtxt").exists():
-            export(ExportOptions(source=str(model_dir), name=name, repository=repository, precision=precision))
-    return model_dir
+            export(ExportOptions(source=str(model_dir), name=name, repository=repository, engine=engine,
+                                 precision=precision))
+    served = {m.name: f"{m.engine} {m.precision}" for m in exported_models(repository)}
+    return model_dir, served
+
+
+def _best_ceiling(model_dir: Path, precision: str, specs: list[workload.RerankRequestSpec]) -> TorchSortedSystem:
+    """The in-process ceiling at its best batch size, picked on a few requests."""
+    best, best_rate = None, 0.0
+    for batch in CEILING_BATCHES:
+        system = TorchSortedSystem(model_dir, precision, batch)
+        rate = measure.run_sequential(system.name, "pick", system.score, specs, 1).pairs_per_s
+        logger.info("%s: %.0f pairs/s", system.name, rate)
+        if rate > best_rate:
+            best, best_rate = system, rate
+    assert best is not None
+    return best
 
 
 def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -105,14 +136,19 @@ async def _start_infinity(venv: Path, model_dir: Path, output: Path,
 
 
 async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[str, list[workload.RerankRequestSpec]],
-                       repeat: int) -> tuple[list[measure.Measurement], dict[str, Any]]:
+                       repeat: int, served_as: dict[str, str]) -> tuple[list[measure.Measurement], dict[str, Any]]:
     """Starts every system, then measures them in rounds: each round runs every case once, so that the
     machine's drift between minutes falls on all systems alike; each row reports its median round."""
     extra: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
+        bf16 = MODEL_BF16 in served_as
         st = SentenceTransformersSystem(model_dir)
         st_scores = st.score(specs["A"][0])
-        ort_fp32 = OnnxRuntimeSystem(args.repository, MODEL)
+        st_bf16 = SentenceTransformersSystem(model_dir, "bf16") if bf16 else None
+        default_precision = served_as[MODEL].split()[1]
+        ceilings = [_best_ceiling(model_dir, p, specs["A"][:4]) for p in dict.fromkeys((default_precision, "fp32",
+                                                                                       *(["bf16"] if bf16 else [])))]
+        ort_fp32 = OnnxRuntimeSystem(args.repository, MODEL_FP32)
         ort_int8 = OnnxRuntimeSystem(args.repository, MODEL_INT8)
         tokens = ort_fp32.token_counts(specs["A"][0])
         config = json.loads((model_dir / "config.json").read_text())
@@ -128,18 +164,25 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         process, target = _serve(["--triton-url", url])
         stack.callback(_stop, process)
         await asyncio.to_thread(measure.wait_serving, target, process, 120)
-        served, direct = ServedSystem(target, MODEL), TritonDirectSystem(url, MODEL)
-        served_int8 = ServedSystem(target, MODEL_INT8)
-        for client in (served, direct, served_int8):
+        served = ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})")
+        direct = TritonDirectSystem(url, MODEL)
+        named = [ServedSystem(target, name, served_as[name]) for name in (MODEL_FP32, MODEL_INT8, MODEL_BF16)
+                 if name in served_as]
+        stack.push_async_callback(direct.close)
+        for client in (served, *named):
             stack.push_async_callback(client.close)
 
         cases = [_Case(st.name, "A", st.score, 0), _Case(ort_fp32.name, "A", ort_fp32.score, 0),
                  _Case(ort_int8.name, "A", ort_int8.score, 0)]
+        cases += [_Case(c.name, "A", c.score, 0) for c in ceilings]
+        if st_bf16 is not None:
+            cases.append(_Case(st_bf16.name, "A", st_bf16.score, 0))
         if peer is not None:
             cases += [_Case(peer.name, scenario, peer.score, n) for scenario, n in (("A", 1), ("B", 16), ("C", 4))]
         cases += [_Case(direct.name, "A", direct.score, 1), _Case(direct.name, "B", direct.score, 16),
                   _Case(served.name, "A", served.score, 1), _Case(served.name, "B", served.score, 16),
-                  _Case(served.name, "C", served.score, 4), _Case(served_int8.name, "A", served_int8.score, 1),
+                  _Case(served.name, "C", served.score, 4),
+                  *(_Case(system.name, "A", system.score, 1) for system in named),
                   # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
                   _Case(direct.name, "B-sequential", direct.score, 1),
                   _Case(served.name, "B-sequential", served.score, 1)]
@@ -158,6 +201,13 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         extra["gateway_rss_mib"] = measure.rss_mib([process.pid])
         extra["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
     return [measure.median_run(case.runs) for case in cases], extra
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,17 +230,22 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SIZES["quick" if args.quick else "full"]
     specs = {"A": workload.requests(sizes["A"], 100, seed=1), "B": workload.requests(sizes["B"], 10, seed=2),
              "C": workload.requests(sizes["C"], 100, seed=3)}
-    model_dir = _prepare(args.repository, args.cache)
+    flags = cpu_flags()
+    model_dir, served_as = _prepare(args.repository, args.cache, has_bf16(flags))
 
     logger.info("cold start")
     cold = cold_start(args.repository)
     logger.info("all systems, %d round(s)", repeat)
-    results, extra = asyncio.run(_measure_all(args, model_dir, specs, repeat))
+    results, extra = asyncio.run(_measure_all(args, model_dir, specs, repeat, served_as))
     summary: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "model": "MiniLM-L-6 stand-in (all-MiniLM-L6-v2 backbone, one-logit head), fp32, engine onnx-python",
+        "machine": {"cpus": len(os.sched_getaffinity(0)), "cpu_model": _cpu_model(),
+                    "cpu_flags": sorted(f for f in flags if f in (*BF16_FLAGS, *INT8_FLAGS, "avx512f", "avx2")),
+                    "platform": platform.platform(), "python": platform.python_version()},
+        "model": "MiniLM-L-6 stand-in (all-MiniLM-L6-v2 backbone, one-logit head fitted on a synthetic task)",
+        "served_as": served_as,
         "matmul_peak_gflops": measure.matmul_peak_gflops(),
+        "matmul_peak_gflops_bf16": measure.torch_matmul_peak_gflops("bf16") if has_bf16(flags) else None,
         "cold_start_s": cold,
         "repeat": repeat,
         **extra,

@@ -145,6 +145,19 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
     return best
 
 
+def torch_matmul_peak_gflops(precision: str, size: int = 1024, repeats: int = 10) -> float:
+    """PyTorch's square matmul rate at a precision (bf16 runs on AMX / AVX-512 BF16 where the CPU has them)."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(size, size, dtype=dtype)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
 def bert_flops_per_pair(layers: int, hidden: int, intermediate: int, tokens: np.ndarray) -> float:
     """Forward FLOPs per pair at its true (unpadded) length: projections, FFN and attention."""
     per_token = layers * (2 * 4 * hidden * hidden + 2 * 2 * hidden * intermediate)

@@ -6,55 +6,73 @@ import json
 from pathlib import Path
 from typing import Any
 
-ST, ORT, SERVED, DIRECT, INFINITY = ("sentence-transformers", "onnxruntime in-process", "crossrank served",
-                                     "triton ensemble direct", "infinity (torch)")
+ST, ST_BF16, ORT, DIRECT, INFINITY = ("sentence-transformers", "sentence-transformers bf16",
+                                      "onnxruntime in-process", "triton ensemble direct", "infinity (torch)")
+SERVED = "crossrank served (export defaults"  # a prefix: the name carries the engine and precision chosen
+CEILING = "pytorch in-process"
 
 
 def _find(summary: dict[str, Any], system: str, scenario: str) -> dict[str, Any] | None:
+    """The measurement of `system` (a full name, or a prefix ending in the precision) on `scenario`."""
     for m in summary["measurements"]:
-        if m["system"] == system and m["scenario"] == scenario:
+        if m["scenario"] == scenario and (m["system"] == system or m["system"].startswith(system + " ")
+                                          or (system == SERVED and m["system"].startswith(SERVED))):
             return m
     return None
+
+
+def _ratio(out: dict[str, float], key: str, top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> None:
+    if top and bottom:
+        out[key] = top["pairs_per_s"] / bottom["pairs_per_s"]
 
 
 def derived(summary: dict[str, Any]) -> dict[str, float]:
     """Ratios the targets are stated in, all from measurements of this one run."""
     out: dict[str, float] = {}
-    st, ort, served_a = (_find(summary, s, "A") for s in (ST, ORT, SERVED))
-    served_b = _find(summary, SERVED, "B")
-    if served_a and ort:
-        out["A_served_over_onnxruntime"] = served_a["pairs_per_s"] / ort["pairs_per_s"]
-    if served_a and st:
-        out["A_served_over_sentence_transformers"] = served_a["pairs_per_s"] / st["pairs_per_s"]
-    if ort and st:
-        out["A_onnxruntime_over_sentence_transformers"] = ort["pairs_per_s"] / st["pairs_per_s"]
-    served_int8 = _find(summary, SERVED + " int8", "A")
-    if served_int8 and st:
-        out["A_served_int8_over_sentence_transformers"] = served_int8["pairs_per_s"] / st["pairs_per_s"]
+    served_as = summary.get("served_as", {})
+    default_precision = next((v.split()[1] for k, v in served_as.items() if k.endswith("defaults")), "fp32")
+    st, st_bf16, ort = (_find(summary, s, "A") for s in (ST, ST_BF16, ORT))
+    served_a, served_b = _find(summary, SERVED, "A"), _find(summary, SERVED, "B")
+    ceiling = _find(summary, f"{CEILING} {default_precision},", "A")
+    in_process = [m for m in summary["measurements"] if m["scenario"] == "A" and not m["system"].startswith(
+        ("crossrank served", DIRECT, INFINITY))]
+    best = max(in_process, key=lambda m: m["pairs_per_s"], default=None)
+    _ratio(out, "A_served_over_sentence_transformers_fp32", served_a, st)
+    _ratio(out, "A_served_over_sentence_transformers_bf16", served_a, st_bf16)
+    _ratio(out, f"A_served_over_pytorch_ceiling_{default_precision}", served_a, ceiling)
+    _ratio(out, "A_served_over_onnxruntime_in_process_fp32", served_a, ort)
+    _ratio(out, "A_served_over_best_in_process", served_a, best)
+    _ratio(out, "A_onnxruntime_over_sentence_transformers", ort, st)
+    _ratio(out, "A_sentence_transformers_bf16_over_fp32", st_bf16, st)
+    for label in ("onnx-python int8", "torch-python bf16"):
+        _ratio(out, f"A_served_{label.split()[1]}_over_sentence_transformers_fp32",
+               _find(summary, f"crossrank served {label}", "A"), st)
+    _ratio(out, "A_served_bf16_over_sentence_transformers_bf16",
+           _find(summary, "crossrank served torch-python bf16", "A"), st_bf16)
     for scenario in ("A", "B", "C"):
-        served, peer = _find(summary, SERVED, scenario), _find(summary, INFINITY, scenario)
-        if served and peer:
-            out[f"{scenario}_served_over_infinity"] = served["pairs_per_s"] / peer["pairs_per_s"]
-    if ort and (peer_a := _find(summary, INFINITY, "A")):
-        out["A_onnxruntime_over_infinity"] = ort["pairs_per_s"] / peer_a["pairs_per_s"]
-    if served_a and served_b:
-        out["B_served_over_A_served"] = served_b["pairs_per_s"] / served_a["pairs_per_s"]
+        _ratio(out, f"{scenario}_served_over_infinity", _find(summary, SERVED, scenario),
+               _find(summary, INFINITY, scenario))
+    _ratio(out, "B_served_over_A_served", served_b, served_a)
     for scenario in ("A", "B-sequential"):
         served, direct = _find(summary, SERVED, scenario), _find(summary, DIRECT, scenario)
         if served and direct:
             out[f"gateway_overhead_p50_ms_{scenario}"] = served["p50_ms"] - direct["p50_ms"]
     if "gateway_overhead_p50_ms_paired" in summary:
         out["gateway_overhead_p50_ms_paired_1x10"] = summary["gateway_overhead_p50_ms_paired"]
-    if served_a:
-        achieved = summary["flops_per_pair"] * served_a["pairs_per_s"] / 1e9
-        out["A_served_fraction_of_fp32_peak"] = achieved / summary["matmul_peak_gflops"]
+    peak = summary.get("matmul_peak_gflops_bf16") if default_precision == "bf16" else summary["matmul_peak_gflops"]
+    if served_a and peak:
+        out[f"A_served_fraction_of_{default_precision}_matmul_peak"] = (
+            summary["flops_per_pair"] * served_a["pairs_per_s"] / 1e9 / peak)
     return out
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    machine = summary["machine"]
     lines = [f"Model: {summary['model']}; {summary['mean_tokens_per_pair']:.0f} tokens/pair on average; "
-             f"{summary['machine']['cpus']} CPUs; mode {summary['mode']}; each row the median of "
-             f"{summary.get('repeat', 1)} interleaved round(s).", "",
+             f"{machine['cpus']} CPUs ({machine.get('cpu_model', '?')}; flags: "
+             f"{', '.join(machine.get('cpu_flags', [])) or 'none of note'}); mode {summary['mode']}; each row the "
+             f"median of {summary.get('repeat', 1)} interleaved round(s).",
+             "Exports served: " + ", ".join(f"{k} = {v}" for k, v in summary.get("served_as", {}).items()), "",
              "| scenario | system | requests | pairs/s | p50 ms | p95 ms | p99 ms |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for m in summary["measurements"]:
@@ -67,6 +85,7 @@ def markdown(summary: dict[str, Any]) -> str:
               f"| gateway RSS, MiB | {summary.get('gateway_rss_mib', 0):.0f} |",
               f"| Triton RSS (server + python-backend stubs), MiB | {summary.get('triton_rss_mib', 0):.0f} |",
               f"| measured fp32 matmul peak, GFLOP/s | {summary['matmul_peak_gflops']:.0f} |",
+              f"| measured bf16 matmul peak (PyTorch), GFLOP/s | {summary.get('matmul_peak_gflops_bf16') or 0:.0f} |",
               *(f"| padding share, scenario {scenario}: crossrank / 32-pair batches in order | "
                 f"{shares['crossrank']:.3f} / {shares['batches_of_32_in_order']:.3f} |"
                 for scenario, shares in summary.get("padding_fraction", {}).items()),

@@ -1,6 +1,8 @@
 """The systems under comparison, each scoring one rerank request at a time:
-sentence-transformers in-process, ONNX Runtime in-process (crossrank's exported model and tokenizer code,
-no network, no queue), crossrank served (gateway over gRPC), and Triton's ensemble called directly."""
+sentence-transformers in-process (fp32, and bf16 where the CPU has bf16 hardware), the in-process ceiling
+(PyTorch, length-sorted batches, at its best batch size), ONNX Runtime in-process (crossrank's exported
+model and tokenizer code, no network, no queue), crossrank served (gateway over gRPC), and Triton's ensemble
+called directly."""
 
 from __future__ import annotations
 
@@ -14,16 +16,46 @@ from crossrank_bench.workload import RerankRequestSpec
 
 
 class SentenceTransformersSystem:
-    name = "sentence-transformers"
-
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, precision: str = "fp32") -> None:
+        import torch
         from sentence_transformers import CrossEncoder
 
-        self._model = CrossEncoder(str(model_dir), device="cpu")
+        self.name = "sentence-transformers" + ("" if precision == "fp32" else f" {precision}")
+        kwargs: dict[str, Any] = {"model_kwargs": {"dtype": torch.bfloat16}} if precision == "bf16" else {}
+        self._model = CrossEncoder(str(model_dir), device="cpu", **kwargs)
 
     def score(self, spec: RerankRequestSpec) -> np.ndarray:
         pairs = [(spec.query, d) for d in spec.documents]
         return np.asarray(self._model.predict(pairs, batch_size=32))
+
+
+class TorchSortedSystem:
+    """The in-process ceiling: PyTorch (SDPA) at a precision, the request's pairs tokenized once, sorted by
+    length and run in batches of `batch` pairs padded to their own longest."""
+
+    def __init__(self, model_dir: Path, precision: str, batch: int) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.name = f"pytorch in-process {precision}, sorted, batch {batch}"
+        self.batch = batch
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self._model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=dtype, attn_implementation="sdpa").eval()
+
+    def score(self, spec: RerankRequestSpec) -> np.ndarray:
+        encoded = self._tokenizer([spec.query] * len(spec.documents), list(spec.documents), truncation=True)
+        order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+        out = np.empty(len(order), dtype=np.float32)
+        with self._torch.inference_mode():
+            for start in range(0, len(order), self.batch):
+                rows = order[start:start + self.batch]
+                batch = self._tokenizer.pad({k: [v[i] for i in rows] for k, v in encoded.items()},
+                                            return_tensors="pt")
+                out[rows] = self._model(**batch).logits[:, 0].float().numpy()
+        return out
 
 
 class OnnxRuntimeSystem:
@@ -34,7 +66,7 @@ class OnnxRuntimeSystem:
 
         self._tokenizer = PairTokenizer.from_directory(repository / f"{model}_tokenizer" / "1")
         self._encoder = OnnxEncoder(str(repository / f"{model}_encoder" / "1" / "model.onnx"),
-                                    intra_op_threads=os.cpu_count() or 1,
+                                    intra_op_threads=len(os.sched_getaffinity(0)),
                                     pad_token_id=self._tokenizer.settings.pad_token_id)
 
     def padding(self, specs: list[RerankRequestSpec], merged: int) -> dict[str, float]:
@@ -64,10 +96,10 @@ class OnnxRuntimeSystem:
 class ServedSystem:
     """crossrank's gateway over gRPC with the async Python client."""
 
-    def __init__(self, target: str, model: str = "") -> None:
+    def __init__(self, target: str, model: str = "", label: str = "") -> None:
         from crossrank_client import AsyncCrossEncoderClient
 
-        self.name = "crossrank served" + (" int8" if model.endswith("int8") else "")
+        self.name = "crossrank served" + (f" {label}" if label else "")
         self._model = model
         self._client = AsyncCrossEncoderClient(target, timeout=300)
 

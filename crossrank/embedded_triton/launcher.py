@@ -32,6 +32,9 @@ triton_log = logging.getLogger("crossrank.triton")
 _PR_SET_PDEATHSIG = 1
 # The bundled Triton is a CUDA build; on machines without a GPU it reports the missing driver as errors
 # that change nothing for CPU models.
+# Triton's output is read in chunks; a longer line than this is forwarded cut.
+_LOG_CHUNK_BYTES = 64 * 1024
+MAX_LOG_LINE_BYTES = 16 * 1024
 _CPU_ONLY_NOISE = ("CUDA driver version is insufficient", "CudaDriverHelper has not been initialized",
                    "Unable to allocate pinned system memory")
 
@@ -194,15 +197,32 @@ class EmbeddedTriton:
         return await self.start()
 
     async def _forward_log(self) -> None:
+        """Forwards Triton's output line by line. Reads in chunks rather than `readline()`, which fails on a
+        line over its 64 KiB limit: the reader would stop, Triton's pipe fill, and Triton block on its log."""
         assert self._process is not None and self._process.stdout is not None
-        while line := await self._process.stdout.readline():
-            text = line.decode("utf-8", errors="replace").rstrip()
-            self._log_tail.append(text)
-            # Triton's glog lines start with I/W/E: keep its warnings and errors visible, the rest at debug.
-            level = {"E": logging.ERROR, "W": logging.WARNING}.get(text[:1], logging.DEBUG)
-            if any(noise in text for noise in _CPU_ONLY_NOISE):
-                level = logging.DEBUG
-            triton_log.log(level, "%s", text)
+        pending = b""
+        while chunk := await self._process.stdout.read(_LOG_CHUNK_BYTES):
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) > MAX_LOG_LINE_BYTES:  # a line without an end in sight: forward what came
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                self._forward_line(line)
+        if pending:
+            self._forward_line(pending)
+
+    def _forward_line(self, line: bytes) -> None:
+        if len(line) > MAX_LOG_LINE_BYTES:
+            line = line[:MAX_LOG_LINE_BYTES] + b" [cut: line over %d bytes]" % MAX_LOG_LINE_BYTES
+        text = line.decode("utf-8", errors="replace").rstrip()
+        if not text:
+            return
+        self._log_tail.append(text)
+        # Triton's glog lines start with I/W/E: keep its warnings and errors visible, the rest at debug.
+        level = {"E": logging.ERROR, "W": logging.WARNING}.get(text[:1], logging.DEBUG)
+        if any(noise in text for noise in _CPU_ONLY_NOISE):
+            level = logging.DEBUG
+        triton_log.log(level, "%s", text)
 
     async def _wait_ready(self) -> None:
         import tritonclient.grpc.aio as triton

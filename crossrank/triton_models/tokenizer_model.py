@@ -14,6 +14,10 @@ from pathlib import Path
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# One tokenization thread per instance (set before `tokenizers` starts its pool): instances scale
+# tokenization, and a pool over every core in each instance would contend with the encoder's threads.
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pair_tokenizer import PairTokenizer
 
 

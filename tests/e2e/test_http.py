@@ -60,3 +60,22 @@ def test_jina_style_document_objects_and_errors(server: ServerProcess) -> None:
 def test_health(server: ServerProcess) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/health", timeout=10) as response:
         assert response.status == 200 and json.loads(response.read())["status"] == "SERVING"
+
+
+def test_a_body_over_the_message_limit_is_413(server: ServerProcess) -> None:
+    # The default limits.max_message_bytes is 32 MiB; this body is 40 MB of valid JSON.
+    status, body = _post(server, "/v1/rerank", {"query": "q", "documents": ["x" * 1000] * 40_000})
+    assert status == 413 and body["reason"] == "MESSAGE_TOO_LARGE" and body["request_id"]
+    status, _ = _post(server, "/v1/rerank", {"query": "alpha", "documents": ["beta"]})
+    assert status == 200  # and the next request is served
+
+
+def test_the_request_deadline_is_honoured(server: ServerProcess) -> None:
+    documents = [b for _, b in pairs_with_long_documents(200)]
+    status, body = _post(server, "/v1/rerank", {"query": "alpha", "documents": documents, "model": "minilm"},
+                         headers={"X-Request-Timeout": "0.001"})
+    assert (status, body["reason"]) == (504, "DEADLINE_EXCEEDED")
+    status, body = _post(server, "/v1/rerank", {"query": "alpha", "documents": ["beta"], "timeout_s": -1})
+    assert (status, body["reason"]) == (400, "INVALID_FIELD")
+    status, _ = _post(server, "/v1/rerank", {"query": "alpha", "documents": ["beta"], "timeout_s": 30})
+    assert status == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -86,3 +87,38 @@ def test_concurrent_requests_of_different_lengths_share_encoder_executions(serve
     requests, executions = requests_after - requests_before, executions_after - executions_before
     assert requests >= 96
     assert executions < 0.6 * requests, f"{executions:.0f} executions for {requests:.0f} requests"
+
+
+def test_http_calls_are_counted_and_client_model_names_never_become_labels(server: ServerProcess) -> None:
+    import json
+
+    invented = [f"made-up-{i}" for i in range(12)] + ["evil\nname", "x" * 500]
+    with CrossEncoderClient(server.target) as client:
+        for name in invented:
+            with pytest.raises(CrossrankClientError):
+                client.rerank("alpha", ["beta"], model=name)
+    for name in invented[:3]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.http_port}/v1/rerank", method="POST",
+            data=json.dumps({"query": "alpha", "documents": ["beta"], "model": name}).encode(),
+            headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=30)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}/v1/rerank", method="POST",
+        data=json.dumps({"query": "alpha", "documents": ["beta", "gamma"], "model": "tiny-bert"}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    text = _scrape(server.metrics_port)
+    labels = set(re.findall(r'model="([^"]*)"', text))
+    with CrossEncoderClient(server.target) as client:
+        served = {m.name for m in client.list_models()}
+    assert labels <= served | {"other", "-"}, labels - served
+    assert _value(text, r'crossrank_requests_total\{code="NOT_FOUND",method="Rerank",model="other"\}') >= 12
+    assert _value(text, r'crossrank_requests_total\{code="NOT_FOUND",method="HttpRerank",model="other"\}') >= 3
+    assert _value(text, r'crossrank_requests_total\{code="OK",method="HttpRerank",model="tiny-bert"\}') >= 1
+    # The access log escapes what clients send: no line of it starts with the forged text.
+    log = server.log()
+    assert "evil\\nname" in log and not any(line.startswith("name") for line in log.splitlines())
+    assert "x" * 200 not in log

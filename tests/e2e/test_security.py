@@ -118,20 +118,33 @@ def test_embedded_triton_listens_on_localhost_only(secured: tuple[ServerProcess,
     assert addresses and set(addresses) <= {"127.0.0.1", "[::ffff:127.0.0.1]"}, addresses
 
 
-def test_http_api_needs_the_key_too(secured: tuple[ServerProcess, object, int]) -> None:
+def test_http_api_is_served_over_the_same_mutual_tls_and_needs_the_key(
+        secured: tuple[ServerProcess, object, int]) -> None:
     import json
+    import ssl
     import urllib.error
     import urllib.request
 
-    server, _, _ = secured
+    server, (certs, _), _ = secured
     body = json.dumps({"query": "alpha", "documents": ["beta"], "model": "tiny-bert"}).encode()
-    for headers, expected in (({}, 401), ({"Authorization": "Bearer wrong"}, 401),
-                              ({"Authorization": f"Bearer {KEY}"}, 200)):
-        request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/v1/rerank", data=body,
+
+    def post(scheme: str, context: ssl.SSLContext | None, headers: dict[str, str]) -> int | str:
+        request = urllib.request.Request(f"{scheme}://127.0.0.1:{server.http_port}/v1/rerank", data=body,
                                          method="POST", headers={"Content-Type": "application/json", **headers})
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status = response.status
+            with urllib.request.urlopen(request, timeout=60, context=context) as response:
+                return int(response.status)
         except urllib.error.HTTPError as error:
-            status = error.code
-        assert status == expected
+            return int(error.code)
+        except Exception as error:  # no HTTP answer at all: TLS refused, connection reset, garbage
+            return type(error).__name__
+
+    identified = ssl.create_default_context(cafile=str(certs.ca))
+    identified.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+    anonymous = ssl.create_default_context(cafile=str(certs.ca))
+    key = {"Authorization": f"Bearer {KEY}"}
+    # Never plaintext: the port speaks TLS only, and only to clients with a certificate from the CA.
+    assert not isinstance(post("http", None, key), int)
+    assert not isinstance(post("https", anonymous, key), int)
+    for headers, expected in (({}, 401), ({"Authorization": "Bearer wrong"}, 401), (key, 200)):
+        assert post("https", identified, headers) == expected

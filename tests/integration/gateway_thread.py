@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 from crossrank.gateway.core.admission import ApiKeys, Limiter
+from crossrank.gateway.core.pipeline import RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
 from crossrank.gateway.core.validation import Limits
 from crossrank.gateway.transport.grpc_server import add_port, build_server, set_serving
@@ -34,7 +35,8 @@ class GatewayThread:
     async def _start(self) -> None:
         core = CrossEncoderCore(self.backend, Limits(max_documents=50, max_text_chars=1000), RERANKER.name)
         limiter = Limiter(*self._limiter) if self._limiter[0] else None
-        self.server, self.health = build_server(core, 1024 * 1024, None, ApiKeys(self._api_keys), limiter)
+        pipeline = RequestPipeline(None, ApiKeys(self._api_keys), limiter, core.model_names)
+        self.server, self.health = build_server(core, 1024 * 1024, pipeline)
         self.port = add_port(self.server, "127.0.0.1:0", *self._tls)
         await self.server.start()
         await set_serving(self.health, True)

@@ -56,6 +56,12 @@ class DeadlineError(CrossrankError):
                          grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+class MessageTooLargeError(CrossrankError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over the {limit}-byte limit (limits.max_message_bytes)",
+                         "MESSAGE_TOO_LARGE", (), grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
 class BackendError(CrossrankError):
     """The backend failed in a way that is our bug or its fault; the details go to the log only."""
 

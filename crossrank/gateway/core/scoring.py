@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +100,10 @@ class CrossEncoderCore:
         self._models = {m.name: m for m in models}
         self._refreshed_at = time.monotonic()
         return models
+
+    def model_names(self) -> Collection[str]:
+        """The models known from the last refresh (served ones only)."""
+        return self._models.keys()
 
     def set_default(self, name: str) -> None:
         self._configured_default = name

@@ -1,4 +1,5 @@
-"""The one place where exceptions become gRPC statuses, and where every request is logged.
+"""The gRPC door: runs each call through the shared request pipeline (API key, admission, metrics, access
+log) and is the one place where exceptions become gRPC statuses.
 
 A `CrossrankError` becomes its code with a `google.rpc.Status` carrying `ErrorInfo` (reason, domain, request
 id) and, for bad input, `BadRequest` field violations. Anything else is our bug: the client gets a generic
@@ -7,10 +8,7 @@ INTERNAL with the request id, the log gets the traceback. Every response carries
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,9 +18,8 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.gateway.core.admission import ApiKeys, Limiter, arrived_at, queued_ms
 from crossrank.gateway.core.errors import CrossrankError, MalformedRequestError
-from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("crossrank.access")
@@ -46,13 +43,6 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
         holder.Pack(detail)
         packed.append(holder)
     return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)
-
-
-def _request_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
-            return value
-    return uuid.uuid4().hex
 
 
 def _pairs(request: Any) -> int:
@@ -80,11 +70,8 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: GatewayMetrics | None = None, api_keys: ApiKeys | None = None,
-                 limiter: Limiter | None = None) -> None:
-        self._metrics = metrics
-        self._api_keys = api_keys or ApiKeys(())
-        self._limiter = limiter
+    def __init__(self, pipeline: RequestPipeline) -> None:
+        self._pipeline = pipeline
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -98,55 +85,32 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         short = method.rsplit("/", 1)[-1]
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request_id = _request_id(context)
-            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-            started = time.perf_counter()
-            arrived_at.set(started)
-            queued_ms.set(0.0)
-            code = grpc.StatusCode.OK
-            response: Any = None
-            if self._metrics:
-                self._metrics.in_flight.inc()
+            metadata = context.invocation_metadata() or ()
+            rid = request_id(next((v for k, v in metadata if k == REQUEST_ID_KEY and isinstance(v, str)), None))
+            await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
+
+            def code_of(exc: BaseException) -> str | None:  # an abort raised by grpc itself keeps its code
+                code = context.code()
+                return code.name if code not in (None, grpc.StatusCode.OK) else None
+
             try:
-                self._api_keys.check(context.invocation_metadata())
-                if isinstance(request, _Undecodable):
-                    raise MalformedRequestError()
-                if self._limiter is None:
+                async with self._pipeline.call(short, rid, metadata, code_of) as call:
+                    call.model, call.pairs = getattr(request, "model", ""), _pairs(request)
+                    if isinstance(request, _Undecodable):
+                        raise MalformedRequestError()
                     response = await inner(request, context)
-                else:
-                    async with self._limiter.admit():
-                        response = await inner(request, context)
-                return response
-            except CrossrankError as exc:
-                code = exc.code
-                await context.abort_with_status(rpc_status.to_status(to_status(exc, request_id)))
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception:
-                if context.code() not in (None, grpc.StatusCode.OK):  # an abort raised by grpc itself
-                    code = context.code()
-                    raise
-                code = grpc.StatusCode.INTERNAL
-                logger.exception("request %s (%s) failed", request_id, short)
-                internal = CrossrankError(f"internal error (request id {request_id})")
-                await context.abort_with_status(rpc_status.to_status(to_status(internal, request_id)))
-            finally:
-                elapsed = time.perf_counter() - started
-                model = getattr(response, "model", "") or getattr(request, "model", "") or "-"
-                access_log.info("request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f",
-                                request_id, short, model, _pairs(request), code.name, elapsed * 1000,
-                                extra={"request_id": request_id, "method": short, "model": model,
-                                       "pairs": _pairs(request), "code": code.name,
-                                       "latency_ms": round(elapsed * 1000, 2)})
-                if self._metrics:
-                    self._metrics.in_flight.dec()
-                    self._metrics.requests.labels(short, model, code.name).inc()
-                    self._metrics.latency.labels(short).observe(elapsed)
+                    call.model = getattr(response, "model", "") or call.model
                     usage = getattr(response, "usage", None)
                     if usage is not None:
-                        self._metrics.pairs.labels(model).inc(usage.pairs)
-                        self._metrics.tokens.labels(model).inc(usage.tokens)
+                        call.scored_pairs, call.tokens = usage.pairs, usage.tokens
+                    return response
+            except CrossrankError as exc:
+                await context.abort_with_status(rpc_status.to_status(to_status(exc, rid)))
+            except Exception:
+                if context.code() not in (None, grpc.StatusCode.OK):
+                    raise
+                internal = CrossrankError(f"internal error (request id {rid})")
+                await context.abort_with_status(rpc_status.to_status(to_status(internal, rid)))
             raise AssertionError("unreachable")  # abort_with_status always raises
 
         return grpc.unary_unary_rpc_method_handler(

@@ -9,8 +9,7 @@ from crossrank_client.v1 import crossrank_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from crossrank.gateway.core.admission import ApiKeys, Limiter
-from crossrank.gateway.core.metrics import GatewayMetrics
+from crossrank.gateway.core.pipeline import RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
 from crossrank.gateway.transport.grpc_interceptor import ErrorInterceptor
 from crossrank.gateway.transport.grpc_servicer import CrossEncoderServicer
@@ -22,11 +21,10 @@ HEALTH_SERVICES = ("", SERVICE_NAME)
 LIVENESS_SERVICE = "crossrank.liveness"
 
 
-def build_server(core: CrossEncoderCore, max_message_bytes: int, metrics: GatewayMetrics | None = None,
-                 api_keys: ApiKeys | None = None,
-                 limiter: Limiter | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_server(core: CrossEncoderCore, max_message_bytes: int,
+                 pipeline: RequestPipeline) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(metrics, api_keys, limiter)],
+        interceptors=[ErrorInterceptor(pipeline)],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes)],
     )

@@ -2,42 +2,46 @@
 
 `POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents}` (documents
 as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score, document?}],
-usage, meta}`. It calls the same core as gRPC, behind the same API keys and the same request limiter, so
-no scoring logic exists twice. `GET /health` answers 200 when the models are ready, 503 otherwise.
+usage, meta}`. It runs every call through the same request pipeline as gRPC (API keys, admission,
+metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
+413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
+`limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
+included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
-import uuid
+import ssl
 from typing import Any
 
 import grpc
 from aiohttp import web
 
-from crossrank.gateway.core.admission import ApiKeys, Limiter
-from crossrank.gateway.core.errors import CrossrankError, InvalidArgumentError
+from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
+from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
 
 logger = logging.getLogger(__name__)
-access_log = logging.getLogger("crossrank.access")
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-_MAX_BODY_BYTES = 32 * 1024 * 1024
+METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
 
-def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = body.get(name, default)
     if value is None:
         return default
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
+    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) \
+            or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "number"
+        raise InvalidArgumentError(f"{name} must be a {names}", "INVALID_FIELD", name)
     return value
 
 
@@ -56,16 +60,36 @@ def _documents(body: dict[str, Any]) -> list[str]:
     return documents
 
 
+def _timeout(request: web.Request, body: dict[str, Any], default: float) -> float:
+    header = request.headers.get("X-Request-Timeout")
+    asked: Any = body.get("timeout_s")
+    if header is not None:
+        try:
+            asked = float(header)
+        except ValueError:
+            raise InvalidArgumentError("X-Request-Timeout must be a number of seconds", "INVALID_FIELD",
+                                       "X-Request-Timeout") from None
+    if asked is None:
+        return default
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not asked > 0:
+        raise InvalidArgumentError("the timeout must be a positive number of seconds", "INVALID_FIELD",
+                                   "timeout_s")
+    return min(float(asked), default)
+
+
 class HttpApi:
-    def __init__(self, core: CrossEncoderCore, api_keys: ApiKeys, limiter: Limiter | None,
-                 ready: Any) -> None:
+    def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0) -> None:
         self._core = core
-        self._api_keys = api_keys
-        self._limiter = limiter
+        self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
+        self._max_body_bytes = max_body_bytes
+        self._timeout_s = timeout_s
 
     def app(self) -> web.Application:
-        application = web.Application(client_max_size=_MAX_BODY_BYTES)
+        # The body cap is checked here, on the declared and the streamed length, so an oversized body is a
+        # documented 413 rather than aiohttp's own error.
+        application = web.Application(client_max_size=self._max_body_bytes + 1)
         application.router.add_post("/v1/rerank", self.rerank)
         application.router.add_post("/v2/rerank", self.rerank)
         application.router.add_get("/health", self.health)
@@ -75,30 +99,45 @@ class HttpApi:
         ready = bool(self._ready())
         return web.json_response({"status": "SERVING" if ready else "NOT_SERVING"}, status=200 if ready else 503)
 
-    async def rerank(self, request: web.Request) -> web.Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        status, model, pairs = 200, "-", 0
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > self._max_body_bytes:
+            raise MessageTooLargeError(self._max_body_bytes)
         try:
-            self._api_keys.check([("authorization", request.headers.get("Authorization", ""))])
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise InvalidArgumentError("the body is not valid JSON", "MALFORMED_REQUEST") from None
-            if not isinstance(body, dict):
-                raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
-            query = RerankQuery(
-                model=_field(body, "model", str, ""), query=_field(body, "query", str, ""),
-                documents=_documents(body), top_n=_field(body, "top_n", int, 0),
-                return_documents=_field(body, "return_documents", bool, False),
-                raw_scores=_field(body, "raw_scores", bool, False))
-            pairs = len(query.documents)
-            if self._limiter is None:
-                outcome = await self._core.rerank(query)
-            else:
-                async with self._limiter.admit():
-                    outcome = await self._core.rerank(query)
-            model = outcome.model
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise MessageTooLargeError(self._max_body_bytes) from None
+        if len(raw) > self._max_body_bytes:
+            raise MessageTooLargeError(self._max_body_bytes)
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidArgumentError("the body is not valid JSON", "MALFORMED_REQUEST") from None
+        if not isinstance(body, dict):
+            raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
+        return body
+
+    async def rerank(self, request: web.Request) -> web.Response:
+        rid = request_id(request.headers.get("x-request-id"))
+        headers = {"x-request-id": rid}
+        metadata = [("authorization", request.headers.get("Authorization", ""))]
+        try:
+            async with self._pipeline.call(METHOD, rid, metadata) as call:
+                body = await self._body(request)
+                named = body.get("model")
+                call.model = named if isinstance(named, str) else ""
+                timeout = _timeout(request, body, self._timeout_s)
+                query = RerankQuery(
+                    model=_field(body, "model", str, ""), query=_field(body, "query", str, ""),
+                    documents=_documents(body), top_n=_field(body, "top_n", int, 0),
+                    return_documents=_field(body, "return_documents", bool, False),
+                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout)
+                call.pairs = len(query.documents)
+                try:
+                    outcome = await asyncio.wait_for(self._core.rerank(query), timeout)
+                except asyncio.TimeoutError:
+                    raise DeadlineError() from None
+                call.model = outcome.model
+                call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
             results = []
             for r in outcome.results:
                 item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
@@ -106,31 +145,38 @@ class HttpApi:
                     item["document"] = {"text": r.document}
                 results.append(item)
             return web.json_response({
-                "id": request_id, "model": outcome.model, "results": results,
+                "id": rid, "model": outcome.model, "results": results,
                 "usage": {"pairs": outcome.usage.pairs, "total_tokens": outcome.usage.tokens},
                 "meta": {"billed_units": {"search_units": 1}},
-            }, headers={"x-request-id": request_id})
+            }, headers=headers)
         except CrossrankError as exc:
-            status = _HTTP_STATUS.get(exc.code, 500)
+            status = 413 if isinstance(exc, MessageTooLargeError) else _HTTP_STATUS.get(exc.code, 500)
             return web.json_response({
-                "message": exc.message, "reason": exc.reason, "request_id": request_id,
+                "message": exc.message, "reason": exc.reason, "request_id": rid,
                 "field_violations": [{"field": v.field, "description": v.description} for v in exc.violations],
-            }, status=status, headers={"x-request-id": request_id})
-        except Exception:
-            status = 500
-            logger.exception("HTTP request %s failed", request_id)
-            return web.json_response({"message": f"internal error (request id {request_id})", "reason": "INTERNAL",
-                                      "request_id": request_id}, status=500, headers={"x-request-id": request_id})
-        finally:
-            access_log.info("request_id=%s method=HTTP-Rerank model=%s pairs=%d status=%d latency_ms=%.1f",
-                            request_id, model, pairs, status, (time.perf_counter() - started) * 1000)
+            }, status=status, headers=headers)
+        except Exception:  # logged with its traceback by the pipeline
+            return web.json_response({"message": f"internal error (request id {rid})", "reason": "INTERNAL",
+                                      "request_id": rid}, status=500, headers=headers)
 
 
-async def start(api: HttpApi, host: str, port: int) -> tuple[web.AppRunner, int]:
+def tls_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext:
+    """The HTTP door's TLS: the gRPC port's certificate, and its client CA for mutual TLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    if client_ca_file:
+        context.load_verify_locations(client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def start(api: HttpApi, host: str, port: int,
+                tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     bound = int(runner.addresses[0][1]) if runner.addresses else port
-    logger.info("HTTP rerank API on http://%s:%d (POST /v1/rerank, /v2/rerank; GET /health)", host, bound)
+    logger.info("HTTP rerank API on %s://%s:%d (POST /v1/rerank, /v2/rerank; GET /health)",
+                "https" if tls else "http", host, bound)
     return runner, bound

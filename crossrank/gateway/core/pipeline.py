@@ -1,0 +1,118 @@
+"""The request pipeline that every door (gRPC, HTTP) runs a call through: request id, API key, admission,
+metrics and the access log, the same rules whichever transport the call came by.
+
+A transport wraps each call in `RequestPipeline.call()`, fills in what it learns (model, pairs, usage) and
+maps the exception the block raises to its own status; nothing here knows gRPC or HTTP. Client-supplied
+strings never reach a metric label (unknown model names all count as one value) and reach the log only
+escaped and cut short, so a client can neither grow the metrics without bound nor forge log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from crossrank.gateway.core.admission import ApiKeys, Limiter, arrived_at, queued_ms
+from crossrank.gateway.core.errors import CrossrankError
+from crossrank.gateway.core.metrics import GatewayMetrics
+
+logger = logging.getLogger(__name__)
+access_log = logging.getLogger("crossrank.access")
+
+MAX_REQUEST_ID_CHARS = 128
+MAX_LOGGED_CHARS = 128
+OTHER_MODEL = "other"  # the metric label of every model name that is not served
+
+
+def request_id(presented: str | None) -> str:
+    """The client's request id where it is printable and at most 128 characters, else a fresh one."""
+    if presented and len(presented) <= MAX_REQUEST_ID_CHARS and presented.isprintable():
+        return presented
+    return uuid.uuid4().hex
+
+
+def loggable(text: str) -> str:
+    """`text` for a log line: control characters (newlines included) escaped, at most 128 characters."""
+    escaped = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= MAX_LOGGED_CHARS else escaped[:MAX_LOGGED_CHARS] + "..."
+
+
+@dataclass
+class Call:
+    """What a transport learns about one call while it runs; logged and counted when it ends."""
+
+    request_id: str
+    method: str
+    model: str = ""
+    pairs: int = 0
+    code: str = "OK"
+    scored_pairs: int = 0
+    tokens: int = 0
+
+
+class RequestPipeline:
+    def __init__(self, metrics: GatewayMetrics | None, api_keys: ApiKeys, limiter: Limiter | None,
+                 served_models: Callable[[], Collection[str]]) -> None:
+        self._metrics = metrics
+        self._api_keys = api_keys
+        self._limiter = limiter
+        self._served_models = served_models
+
+    def model_label(self, model: str) -> str:
+        if not model:
+            return "-"
+        return model if model in self._served_models() else OTHER_MODEL
+
+    @contextlib.asynccontextmanager
+    async def call(self, method: str, request_id: str, metadata: Sequence[tuple[str, str | bytes]] | None,
+                   code_of: Callable[[BaseException], str | None] | None = None) -> AsyncIterator[Call]:
+        """Checks the API key and admits the call; yields its record; logs and counts it however it ends.
+        `code_of` lets the transport name the code of an exception of its own (a status already set)."""
+        started = time.perf_counter()
+        arrived_at.set(started)
+        queued_ms.set(0.0)
+        call = Call(request_id, method)
+        if self._metrics:
+            self._metrics.in_flight.inc()
+        try:
+            self._api_keys.check(metadata)
+            if self._limiter is None:
+                yield call
+            else:
+                async with self._limiter.admit():
+                    yield call
+        except CrossrankError as exc:
+            call.code = exc.code.name
+            raise
+        except asyncio.CancelledError:
+            call.code = "CANCELLED"
+            raise
+        except Exception as exc:
+            named = code_of(exc) if code_of else None
+            call.code = named or "INTERNAL"
+            if not named:
+                logger.exception("request %s (%s) failed", request_id, method)
+            raise
+        finally:
+            self._finish(call, time.perf_counter() - started)
+
+    def _finish(self, call: Call, elapsed: float) -> None:
+        model = loggable(call.model) if call.model else "-"
+        access_log.info("request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f",
+                        loggable(call.request_id), call.method, model, call.pairs, call.code, elapsed * 1000,
+                        extra={"request_id": call.request_id, "method": call.method, "model": model,
+                               "pairs": call.pairs, "code": call.code, "latency_ms": round(elapsed * 1000, 2)})
+        if not self._metrics:
+            return
+        label = self.model_label(call.model)
+        self._metrics.in_flight.dec()
+        self._metrics.requests.labels(call.method, label, call.code).inc()
+        self._metrics.latency.labels(call.method).observe(elapsed)
+        if call.scored_pairs:
+            self._metrics.pairs.labels(label).inc(call.scored_pairs)
+            self._metrics.tokens.labels(label).inc(call.tokens)
