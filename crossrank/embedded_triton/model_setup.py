@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank.export import source
+from crossrank import __version__
+from crossrank.export import source, stamp
 from crossrank.export.engines import PYTHON_BACKEND_ENGINES
 from crossrank.export.exporter import ExportError, ExportOptions, export
 from crossrank.export.triton_repository import read_config
@@ -71,34 +72,61 @@ def _cache_dir() -> Path:
     return Path(base) / "crossrank"
 
 
-def _ensure(spec: ModelSpec, repository: Path) -> str:
+def _stale(spec: ModelSpec, repository: Path) -> str | None:
+    """Why the export under `spec.name` must be redone for `spec`, or None to reuse it."""
+    local = Path(spec.source).expanduser()
+    return stamp.stale_reason(stamp.read(repository / spec.name), spec.source,
+                              local.resolve() if local.is_dir() else None)
+
+
+def _export(spec: ModelSpec, repository: Path, label: str | None = None) -> None:
+    export(ExportOptions(source=spec.source, name=spec.name, repository=repository, engine=MEASURED,
+                         precision=MEASURED, source_label=label))
+
+
+def _ensure(spec: ModelSpec, repository: Path, implicit: bool = False) -> str:
+    """Exports `spec` unless a current export of it is there. `implicit`: the default model nobody named,
+    which alone may fall back to the offline demo, and only while the hub cannot be reached at all."""
     if (repository / spec.name / "config.pbtxt").exists():
-        logger.info("model %s: reusing the export in %s", spec.name, repository)
-        return spec.name
+        reason = _stale(spec, repository)
+        if reason is None:
+            logger.info("model %s: reusing the export in %s", spec.name, repository)
+            return spec.name
+        logger.warning("model %s: exporting again: %s", spec.name, reason)
     try:
-        export(ExportOptions(source=spec.source, name=spec.name, repository=repository, engine=MEASURED,
-                             precision=MEASURED))
+        _export(spec, repository)
         return spec.name
     except ExportError as exc:
-        if spec.source != source.DEFAULT_MODEL or "Hugging Face hub" not in str(exc):
+        cause = exc.__cause__
+        if not (implicit and isinstance(cause, source.SourceError) and cause.unreachable):
             raise
         logger.warning("%s", exc)
-    if not (repository / source.DEMO_MODEL_NAME / "config.pbtxt").exists():
-        directory = source.build_demo_model(_cache_dir() / "demo-model-fitted")
-        export(ExportOptions(source=str(directory), name=source.DEMO_MODEL_NAME, repository=repository,
-                             source_label=DEMO_SOURCE_LABEL, engine=MEASURED, precision=MEASURED))
+    demo = source.build_demo_model(_cache_dir() / "demo-model-fitted")
+    demo_spec = ModelSpec(source.DEMO_MODEL_NAME, str(demo))
+    if not (repository / demo_spec.name / "config.pbtxt").exists() or _stale(demo_spec, repository):
+        _export(demo_spec, repository, DEMO_SOURCE_LABEL)
+    else:
+        logger.info("model %s: reusing the export in %s", demo_spec.name, repository)
     return source.DEMO_MODEL_NAME
 
 
 def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
-    """Exports what is missing; returns the names to serve, in the order asked (first = default)."""
+    """Exports what is missing or stale; returns the names to serve, in the order asked (first = default)."""
     parsed = [parse_spec(s) for s in specs]
     existing = exported_models(repository)
-    if not parsed and existing:
+    implicit = False
+    if not parsed and existing and any(m.source != DEMO_SOURCE_LABEL for m in existing):
         logger.info("reusing the exports in %s: %s", repository, ", ".join(m.name for m in existing))
+        for model in existing:
+            written = stamp.read(repository / model.name)
+            if written is None or written.get("crossrank_version") != __version__:
+                logger.warning("model %s was exported by %s: export it again with `crossrank export` to serve "
+                               "what this version writes", model.name,
+                               f"crossrank {written.get('crossrank_version')}" if written else "an older crossrank")
     elif not parsed:
-        parsed = [parse_spec(source.DEFAULT_MODEL)]
-    names = [_ensure(spec, repository) for spec in parsed]
+        # An empty repository, or only the offline demo: the default model, from the hub when it answers.
+        parsed, implicit = [parse_spec(source.DEFAULT_MODEL)], True
+    names = [_ensure(spec, repository, implicit) for spec in parsed]
     served = exported_models(repository)
     if any(m.source == DEMO_SOURCE_LABEL for m in served):
         logger.warning("%s", source.DEMO_WARNING)

@@ -20,7 +20,7 @@ import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.export import agreement as agreement_module
-from crossrank.export import encoder_build, engines, precision, source, tuning
+from crossrank.export import encoder_build, engines, precision, source, stamp, tuning
 from crossrank.export.agreement import Agreement
 from crossrank.export.reference import reference_logits
 from crossrank.export.samples import sample_pairs
@@ -277,7 +277,14 @@ def export(options: ExportOptions) -> ExportReport:
             for name in (TOKENIZER_FILE, SETTINGS_FILE):
                 shutil.copy2(tokenizer_dir / name, target / name)
 
-        write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances)
+        recorded = stamp.make(options.source, path, {
+            "engine": options.engine, "precision": options.precision, "served": f"{info.engine} {info.precision}",
+            "max_length": options.max_length, "max_batch_size": options.max_batch_size,
+            "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
+            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "prompt": options.prompt,
+            "score_token": options.score_token, "trust_remote_code": options.trust_remote_code})
+        write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
+                     lambda directory: stamp.write(directory, recorded))
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
                 options.repository, info.engine, info.precision)
     return ExportReport(info, diff, checked, agreement)

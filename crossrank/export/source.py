@@ -29,7 +29,35 @@ DEMO_WARNING = (
 
 
 class SourceError(RuntimeError):
-    """The model's files cannot be found or fetched."""
+    """The model's files cannot be found or fetched. `unreachable`: the hub could not be reached at all (as
+    opposed to answering: not found, not allowed, a server error)."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether a hub failure means no answer came (offline, DNS, refused, timed out)."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    if isinstance(exc, LocalEntryNotFoundError):  # no answer, and nothing cached (also with HF_HUB_OFFLINE)
+        return True
+    if isinstance(exc, HfHubHTTPError):  # the hub answered (404, 401, 5xx): not a reason to fall back
+        return False
+    kinds: tuple[type[BaseException], ...] = (LocalEntryNotFoundError, ConnectionError, TimeoutError)
+    try:
+        import requests
+
+        kinds += (requests.ConnectionError, requests.Timeout)
+    except ImportError:
+        pass
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def resolve(source: str) -> Path:
@@ -46,7 +74,7 @@ def resolve(source: str) -> Path:
                                                               "*.py", "*.bin"]))
     except Exception as exc:  # the hub raises many kinds (offline, DNS, HTTP 404, auth)
         raise SourceError(f"cannot fetch {source!r} from the Hugging Face hub: {exc.__class__.__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}", _unreachable(exc)) from exc
 
 
 # The synthetic relevance task the demo head is fitted on: a query names two content words; a passage holds

@@ -7,7 +7,6 @@ only when complete, so a failed export never leaves a half model that would stop
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,23 +99,33 @@ def write_config(directory: Path, config: mc.ModelConfig) -> None:
 
 
 def write_models(repository: Path, info: ModelInfo, encoder: EncoderSpec,
-                 fill_tokenizer: Callable[[Path], None], tokenizer_instances: int = 1) -> None:
-    """Writes the ensemble, tokenizer and encoder models, replacing any earlier export of `info.name`."""
+                 fill_tokenizer: Callable[[Path], None], tokenizer_instances: int = 1,
+                 fill_ensemble: Callable[[Path], None] | None = None) -> None:
+    """Writes the ensemble, tokenizer and encoder models, replacing any earlier export of `info.name`.
+
+    The three are written beside the repository first. The old ensemble leaves before either of its step
+    models is replaced and the new one arrives after both new ones are in place, so a crash midway leaves
+    the old model whole, or no model of that name (`serve` exports it again), never an ensemble over a
+    mix of old and new steps."""
     repository.mkdir(parents=True, exist_ok=True)
     names = (info.name, f"{info.name}_tokenizer", f"{info.name}_encoder")
     with tempfile.TemporaryDirectory(dir=repository.resolve().parent, prefix=f".{info.name}-export-") as scratch:
         root = Path(scratch)
         write_config(root / names[0], ensemble_config(info, encoder.input_names, encoder.num_labels))
+        if fill_ensemble is not None:
+            fill_ensemble(root / names[0])
         write_config(root / names[1], tokenizer_config(names[1], encoder.input_names, info.max_batch_size,
                                                        tokenizer_instances))
         fill_tokenizer(root / names[1] / VERSION)
         write_config(root / names[2], encoder_config(names[2], encoder, info.max_batch_size))
         encoder.write_files(root / names[2] / VERSION)
-        for n in names:
-            target = repository / n
-            if target.exists():
-                shutil.rmtree(target)
-            (root / n).rename(target)
+        retired = root / "retired"
+        retired.mkdir()
+        for n in names:  # the ensemble first: from here the old model is gone as a whole
+            if (repository / n).exists():
+                (repository / n).rename(retired / n)
+        for n in (*names[1:], names[0]):  # the ensemble last: the new model appears whole
+            (root / n).rename(repository / n)
 
 
 def read_config(directory: Path) -> mc.ModelConfig:

@@ -139,4 +139,5 @@ def test_timings_in_the_response(server: ServerProcess) -> None:
         response = client.rerank("alpha", ["beta"] * 20)
     assert response.timing is not None
     assert 0 < response.timing.inference_ms <= response.timing.total_ms
-    assert response.timing.queue_ms >= 0
+    # An idle server admits at once: the wait for a slot is a small part of the whole.
+    assert 0 <= response.timing.queue_ms < response.timing.total_ms

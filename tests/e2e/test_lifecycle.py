@@ -30,6 +30,8 @@ def _port_free(port: int) -> bool:
 def _stop_and_check_clean(server: ServerProcess) -> None:
     spawned = children(server.process.pid)
     assert spawned, "Triton was not a child of the gateway"
+    # Positive control: while it runs, the python backend's shared-memory regions are there to be seen.
+    assert list(Path("/dev/shm").glob(f"crossrank_{server.process.pid}_*")), "the leak check looks in the wrong place"
     assert server.terminate() == 0
     assert not [pid for pid in spawned if alive(pid)], "processes outlived the gateway"
     assert _port_free(server.port)

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from crossrank.gateway.transport.grpc_server import SERVICE_NAME, set_serving
-from tests.fakes import NLI, RERANKER
+from tests.fakes import NLI, RERANKER, fake_logits
 from tests.integration.gateway_thread import GatewayThread
 
 
@@ -44,7 +44,11 @@ def test_rerank_returns_typed_sorted_results(client: CrossEncoderClient) -> None
 def test_classify_and_list_models(client: CrossEncoderClient) -> None:
     result = client.classify([("a b", "a b"), ("x", "y")], model=NLI.name)
     assert [len(r.scores) for r in result] == [3, 3]
-    assert {r.label for r in result} <= set(NLI.labels)
+    # Each label is the argmax of the pair's logits, with the scores in the model's label order.
+    for (text, pair), got in zip([("a b", "a b"), ("x", "y")], result):
+        logits = fake_logits(text, pair, len(NLI.labels))
+        assert got.label == NLI.labels[logits.index(max(logits))]
+        assert [s.label for s in got.scores] == list(NLI.labels)
     models = {m.name: m for m in client.list_models()}
     assert models[RERANKER.name].task == "rerank" and models[RERANKER.name].is_default
     assert models[NLI.name].labels == list(NLI.labels) and models[NLI.name].task == "classify"

@@ -72,7 +72,7 @@ def test_export_reports_true_agreement_and_warns_below_099(minilm_dir: Path, tmp
     assert np.mean(rhos) == pytest.approx(rho, abs=2e-4)
     assert np.mean(overlaps) == pytest.approx(top10, abs=2e-3)
     assert max(diffs) == pytest.approx(max_diff, abs=2e-4)
-    assert 0 < max_diff < 0.5  # reduced, not broken
+    assert rho > 0.9 and top10 >= 0.7  # reduced, not broken: it still ranks like fp32
 
 
 AUTO_LINE = re.compile(r"auto: (\S+) (\w+) measured (\d+) pairs/s.*?, (the reference|agrees|below the bar)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import numpy as np
 import pytest
@@ -39,14 +41,31 @@ async def test_top_n_raw_scores_and_documents() -> None:
 
 
 async def test_large_requests_are_split_and_reassembled_identically() -> None:
-    backend = FakeBackend()
-    big = CrossEncoderCore(backend, Limits())
+    # The Triton backend itself splits (its client is replaced by a recorder of what it sends): pieces of the
+    # model's Triton batch size, sent concurrently, reassembled in order.
+    from crossrank.gateway.backend.base import ScoredPairs
+    from crossrank.gateway.backend.triton import TritonBackend
+
+    backend = TritonBackend("127.0.0.1:1")  # never connected: _infer is replaced below
+    sent: list[list[str]] = []
+
+    async def infer(model: object, texts: list[str], pairs: list[str], timeout: float | None) -> ScoredPairs:
+        sent.append(list(pairs))
+        await asyncio.sleep(0.01 * (3 - len(sent)))  # pieces finish out of order
+        logits = [fake_logits(a, b, 1) for a, b in zip(texts, pairs)]
+        return ScoredPairs(np.asarray(logits, dtype=np.float32), np.full(len(texts), 7, dtype=np.int64))
+
+    backend._infer = infer  # type: ignore[method-assign]
+    big = CrossEncoderCore(backend, Limits())  # type: ignore[arg-type]
+    big._models = {RERANKER.name: RERANKER}  # RERANKER's Triton batch size is 4
     docs = [f"doc {i} paris" * (i % 3 + 1) for i in range(10)]
     out = await big.rerank(RerankQuery(model=RERANKER.name, query="paris", documents=docs))
-    assert backend.calls == [4, 4, 2]
-    singles = [(await big.rerank(RerankQuery(model=RERANKER.name, query="paris", documents=[d]))).results[0].score
-               for d in docs]
-    assert {r.index: r.score for r in out.results} == dict(enumerate(singles))
+    assert [len(piece) for piece in sent] == [4, 4, 2]
+    assert [d for piece in sent for d in piece] == docs
+    expected = {i: fake_logits("paris", d, 1)[0] for i, d in enumerate(docs)}
+    assert {r.index: r.score for r in out.results} == pytest.approx(
+        {i: 1 / (1 + np.exp(-v)) for i, v in expected.items()}, abs=1e-6)
+    await backend.close()
 
 
 async def test_usage_counts_pairs_and_truncated_tokens() -> None:

@@ -1,0 +1,64 @@
+"""What an export records about itself (`NAME/crossrank_export.json` beside the ensemble's config): the
+crossrank version that wrote it, the source and its files' fingerprint, and the options. `serve` compares it
+with what it is asked to serve, so that a stale export (another crossrank, another source, changed files)
+is exported again rather than served silently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from crossrank import __version__
+
+STAMP_FILE = "crossrank_export.json"
+_WHOLE_FILE_BYTES = 1 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
+
+
+def fingerprint(directory: Path) -> str:
+    """A digest of a model directory's files: names, sizes and contents (large weights by their first and last
+    MiB, which changes whenever the weights do in practice, at a fraction of the cost of hashing gigabytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(directory)}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            if size <= _WHOLE_FILE_BYTES:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(_WHOLE_FILE_BYTES))
+                handle.seek(-_WHOLE_FILE_BYTES, 2)
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def make(source: str, resolved: Path, options: dict[str, Any]) -> dict[str, Any]:
+    return {"crossrank_version": __version__, "source": source, "source_fingerprint": fingerprint(resolved),
+            "options": options}
+
+
+def write(directory: Path, stamp: dict[str, Any]) -> None:
+    (directory / STAMP_FILE).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def read(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stale_reason(stamp: dict[str, Any] | None, source: str, resolved: Path | None) -> str | None:
+    """Why an export no longer matches `source` (a local directory's files are checked when `resolved` is
+    given), or None when it still does."""
+    if stamp is None:
+        return "it has no export stamp (written by an older crossrank)"
+    if stamp.get("crossrank_version") != __version__:
+        return f"it was written by crossrank {stamp.get('crossrank_version')}, this is {__version__}"
+    if stamp.get("source") != source:
+        return f"it was exported from {stamp.get('source')!r}, not {source!r}"
+    if resolved is not None and stamp.get("source_fingerprint") != fingerprint(resolved):
+        return f"the files in {resolved} changed since it was exported"
+    return None
