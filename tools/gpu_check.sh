@@ -31,4 +31,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # The python backend's stub loads the serving interpreter's libpython; show that it resolves.
 libdir=$(/tmp/venv/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 LD_LIBRARY_PATH=$libdir ldd /tmp/triton/backends/python/triton_python_backend_stub | grep -E 'python|not found' || true
-PYTHONPATH=/tmp/site python3 tools/gpu_check.py --shape-dir .gpu/minilm-shape --out "$OUT" "$@"
+PYTHONPATH=/tmp/site:bench python3 tools/gpu_check.py --shape-dir .gpu/minilm-shape --out "$OUT" "$@"

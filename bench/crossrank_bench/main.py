@@ -197,9 +197,9 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
             scores = await peer.score(specs["A"][0])  # same model, same scores: the comparison is fair
             extra["infinity_max_abs_diff_to_sentence_transformers"] = float(
                 np.max(np.abs(np.asarray(scores) - st_scores)))
-            extra["infinity_rss_mib"] = measure.rss_mib(measure.process_tree(peer_server.pid))
-        extra["gateway_rss_mib"] = measure.rss_mib([process.pid])
-        extra["triton_rss_mib"] = measure.rss_mib(measure.process_tree(triton.pid))
+            extra["infinity_rss_mib"] = measure.rss_mib(peer_server.pid, with_children=True)
+        extra["gateway_rss_mib"] = measure.rss_mib(process.pid)
+        extra["triton_rss_mib"] = measure.rss_mib(triton.pid, with_children=True)
     return [measure.median_run(case.runs) for case in cases], extra
 
 

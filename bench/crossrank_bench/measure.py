@@ -4,6 +4,7 @@ percentiles, process memory, and the CPU's measured fp32 matmul peak."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -99,27 +100,20 @@ async def run_concurrent(system: str, scenario: str, call: Callable[[RerankReque
     return _summarize(system, scenario, specs, time.perf_counter() - started, latencies)
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
+def rss_mib(pid: int, with_children: bool = False) -> float:
+    """Resident memory of a process (and, with `with_children`, all its descendants) in MiB."""
     import psutil
 
     try:
-        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        root = psutil.Process(pid)
+        members = [root, *root.children(recursive=True)] if with_children else [root]
+        total = 0
+        for member in members:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += member.memory_info().rss
+        return total / 2**20
     except psutil.NoSuchProcess:
-        return [pid]
-
-
-def rss_mib(pids: Sequence[int]) -> float:
-    """Resident memory of these processes together, MiB (processes gone meanwhile count zero)."""
-    import psutil
-
-    total = 0
-    for pid in pids:
-        try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total / 2**20
+        return 0.0
 
 
 def matmul_peak_gflops(size: int = 1024, repeats: int = 10) -> float:

@@ -46,14 +46,16 @@ class TorchSortedSystem:
             model_dir, dtype=dtype, attn_implementation="sdpa").eval()
 
     def score(self, spec: RerankRequestSpec) -> np.ndarray:
-        encoded = self._tokenizer([spec.query] * len(spec.documents), list(spec.documents), truncation=True)
-        order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+        documents = list(spec.documents)
+        lengths = self._tokenizer([spec.query] * len(documents), documents, truncation=True,
+                                  return_length=True)["length"]
+        order = np.argsort(-np.asarray(lengths), kind="stable")
         out = np.empty(len(order), dtype=np.float32)
         with self._torch.inference_mode():
             for start in range(0, len(order), self.batch):
                 rows = order[start:start + self.batch]
-                batch = self._tokenizer.pad({k: [v[i] for i in rows] for k, v in encoded.items()},
-                                            return_tensors="pt")
+                batch = self._tokenizer([spec.query] * len(rows), [documents[i] for i in rows], truncation=True,
+                                        padding=True, return_tensors="pt")
                 out[rows] = self._model(**batch).logits[:, 0].float().numpy()
         return out
 
