@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check clean
+.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check clean images docker-test
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
 	@echo "make lint        ruff, mypy, buf lint, generated-code staleness, hadolint, kustomize + kubernetes-validate"
 	@echo "make clients     build the JavaScript, Go and Java clients (make client-toolchains installs their tools)"
+	@echo "make images      build the CPU images (gateway, export, triton-cpu); make docker-test: build and run them"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
 
 $(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml bench/pyproject.toml
@@ -33,7 +34,7 @@ serve: setup
 	$(VENV)/bin/crossrank serve $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak --ignore=tests/docker
 
 # Toolchains for the JavaScript, Go and Java clients (Debian packages; needs root). Only what is missing is
 # installed: a Node.js that came with the machine (with its own npm) is kept, since Debian's npm conflicts
@@ -62,6 +63,20 @@ soak: setup
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit tests/integration
+
+# Container images (docker/build_images.sh): crossrank/gateway, crossrank/export, crossrank/triton-cpu, tagged
+# with the version and latest, from a wheelhouse. BASE=... picks the base image (default python:3.11-slim).
+images: setup
+	PY=$(PY) bash docker/build_images.sh
+
+# From nothing, as root on a Debian machine: Docker and docker-compose (Debian's) where missing, dockerd where
+# none runs, a Debian base image from the package mirror, the images, then the compose stack on the host's
+# network, checked end to end (tests/docker). Leaves no container, network or volume behind.
+docker-test: setup
+	bash docker/docker_env.sh
+	bash docker/debian_base.sh crossrank/debian-base:bookworm
+	BASE=crossrank/debian-base:bookworm PY=$(PY) bash docker/build_images.sh
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/docker
 
 # Infinity, the peer the benchmark compares with, in a virtual environment of its own. An install that
 # fails does not stop the benchmark: it reports why Infinity was not measured (.venv-infinity/install.log).

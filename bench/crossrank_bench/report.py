@@ -37,7 +37,7 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
     # The best in-process engine at the precision served (int8 and bf16 rows that do not agree with fp32
     # are reported beside, not as the bar).
     def precision_of(system: str) -> str:
-        return next((p for p in ("int8", "bf16", "fp16") if p in system.split()), "fp32")
+        return next((p for p in ("int8", "bf16", "fp16") if p in system.replace(",", " ").split()), "fp32")
 
     in_process = [m for m in summary["measurements"] if m["scenario"] == "A" and not m["system"].startswith(
         ("crossrank served", DIRECT, INFINITY)) and precision_of(m["system"]) == default_precision]

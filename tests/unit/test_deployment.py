@@ -15,7 +15,7 @@ import crossrank
 from crossrank import settings
 from crossrank.cli import build_parser
 from crossrank.gateway.transport.grpc_server import HEALTH_SERVICES, LIVENESS_SERVICE, SERVICE_NAME
-from crossrank.healthcheck import main as healthcheck_main  # noqa: F401  (the HEALTHCHECK's module must import)
+from crossrank.healthcheck import default_target
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -85,7 +85,7 @@ def test_pod_config_is_valid_and_ports_agree(pod: dict[str, Any]) -> None:
     assert allowed == {config.port, config.http_port, config.metrics_port, _port(triton, "triton-metrics")}
 
 
-def test_probes_use_the_gateways_health_services(pod: dict[str, Any]) -> None:
+def test_probes_use_the_gateways_health_services(pod: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     gateway = _container(pod, "gateway")
     config = settings.load(BASE / "crossrank.yaml", {}, {})
     probes = {kind: gateway[kind]["grpc"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
@@ -94,7 +94,12 @@ def test_probes_use_the_gateways_health_services(pod: dict[str, Any]) -> None:
     assert probes["readinessProbe"]["service"] == SERVICE_NAME and SERVICE_NAME in HEALTH_SERVICES
     assert probes["livenessProbe"]["service"] == probes["startupProbe"]["service"] == LIVENESS_SERVICE
     healthcheck = (DOCKER / "gateway.Dockerfile").read_text()
-    assert "crossrank.healthcheck" in healthcheck and f"127.0.0.1:{config.port}" in healthcheck
+    assert "crossrank.healthcheck" in healthcheck
+    # The HEALTHCHECK names no port: the probe follows CROSSRANK_PORT, as the server does, else the default.
+    monkeypatch.delenv("CROSSRANK_PORT", raising=False)
+    assert default_target() == f"127.0.0.1:{config.port}"
+    monkeypatch.setenv("CROSSRANK_PORT", "6001")
+    assert default_target() == "127.0.0.1:6001"
 
 
 def test_secrets_component_sets_real_settings() -> None:
@@ -131,13 +136,23 @@ def test_image_names_and_tags_agree_everywhere() -> None:
     ngc = re.search(r"^FROM nvcr.io/nvidia/tritonserver:(\d+\.\d+)-py3$", (DOCKER / "triton.Dockerfile").read_text(),
                     re.MULTILINE)
     assert ngc, "the Triton image must pin an NGC release"
-    expected = {"crossrank/gateway": version, "crossrank/triton": f"{version}-{ngc.group(1)}",
-                "crossrank/export": version}
+    gpu_triton = f"{version}-{ngc.group(1)}"
+    expected = {"crossrank/gateway": version, "crossrank/triton": gpu_triton, "crossrank/export": version}
     kustomize = {i["name"]: i["newTag"] for i in _yaml(BASE / "kustomization.yaml")["images"]}
     assert kustomize == expected
+    # The CPU overlay and the compose stack run crossrank/triton-cpu; the GPU ones the NGC-based image.
+    [cpu] = _yaml(DOCKER / "k8s" / "overlays" / "cpu" / "kustomization.yaml")["images"]
+    assert cpu == {"name": "crossrank/triton", "newName": "crossrank/triton-cpu", "newTag": version}
     compose = {s["image"].split(":")[0]: s["image"].split(":")[1]
                for s in _yaml(DOCKER / "compose.yaml")["services"].values()}
-    assert compose == expected
+    assert compose == {"crossrank/gateway": version, "crossrank/triton-cpu": version, "crossrank/export": version}
+    assert _yaml(DOCKER / "compose.gpu.yaml")["services"]["triton"]["image"] == f"crossrank/triton:{gpu_triton}"
+    # `make images` builds exactly the CPU images the manifests and the compose stack name.
+    built = re.search(r'^IMAGES="([^"]+)"$', (DOCKER / "build_images.sh").read_text(), re.MULTILINE)
+    assert built and {f"crossrank/{name}" for name in built.group(1).split()} == set(compose)
+    assert {"crossrank/gateway", "crossrank/export", cpu["newName"]} == set(compose)
+    for name in built.group(1).split():
+        assert (DOCKER / f"{name}.Dockerfile").exists()
     client_version = re.search(r'^version = "(.+)"$', (ROOT / "client" / "pyproject.toml").read_text(), re.MULTILINE)
     assert client_version and client_version.group(1) == version
 
