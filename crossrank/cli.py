@@ -32,6 +32,9 @@ def _export(args: argparse.Namespace) -> int:
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the repository (or the scratch space beside it) cannot be written
+        print(f"crossrank export: error: cannot write {args.repository}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     info = report.info
     print(f"exported {info.name} ({info.task.value}, labels {', '.join(info.labels)}, max length "
           f"{info.max_length}, {info.engine}/{info.precision}) to {args.repository}; largest logit difference "

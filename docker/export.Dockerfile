@@ -9,7 +9,7 @@ RUN --mount=type=bind,source=build/wheelhouse,target=/wheels \
  && /opt/crossrank/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements/server.txt \
  && /opt/crossrank/bin/pip install --no-cache-dir --no-index --find-links /wheels --no-deps crossrank crossrank-client \
  && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin crossrank \
- && mkdir -p /models/repository /cache && chown 10001 /models/repository /cache
+ && mkdir -p /models/repository /cache && chown 10001 /models /models/repository /cache
 USER 10001
 ENV PATH=/opt/crossrank/bin:$PATH PYTHONUNBUFFERED=1 HF_HOME=/cache/huggingface
 ENTRYPOINT ["crossrank", "export"]

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import yaml
 from crossrank_client import CrossEncoderClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -49,12 +50,23 @@ class Stack:
         self.model = model_builders.tiny_bert(directory / "model")
         for path in [directory, *directory.rglob("*")]:  # readable by the containers' unprivileged user
             path.chmod(0o755 if path.is_dir() else 0o644)
-        override = directory / "compose.test.yaml"
-        override.write_text(json.dumps({"services": {"export": {
-            "command": ["/source", "--name", "tiny", "--repository", "/models/repository", "--precision", "fp32"],
-            "volumes": [f"{self.model}:/source:ro"]}}}))
-        self.files = ["-f", str(ROOT / "docker" / "compose.yaml"), "-f", str(ROOT / "docker" / "compose.host.yaml"),
-                      "-f", str(override)]
+        # docker/compose.yaml with docker/compose.host.yaml over it, less its published ports (which host
+        # networking has no use for, and compose v1 cannot drop in an override); the images are built already.
+        stack = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+        host = yaml.safe_load((ROOT / "docker" / "compose.host.yaml").read_text())["services"]
+        for name, service in stack["services"].items():
+            service.pop("build", None)
+            service.pop("ports", None)
+            environment = {**service.get("environment", {}), **host[name].get("environment", {})}
+            service.update(host[name])
+            if environment:
+                service["environment"] = environment
+        stack["services"]["export"]["command"] = ["/source", "--name", "tiny", "--repository", "/models/repository",
+                                                  "--precision", "fp32"]
+        stack["services"]["export"]["volumes"].append(f"{self.model}:/source:ro")
+        merged = directory / "compose.test.yaml"
+        merged.write_text(json.dumps(stack))
+        self.files = ["-f", str(merged)]
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         assert COMPOSE is not None
@@ -107,13 +119,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_served_scores_equal_the_reference(stack: Stack) -> None:
+    import torch
     from sentence_transformers import CrossEncoder
 
     pairs = model_builders.pairs_with_long_documents(24)
     query = pairs[0][0]
     documents = [d for _, d in pairs]
     reference = CrossEncoder(str(stack.model), device="cpu")
-    expected = np.asarray(reference.predict([(query, d) for d in documents], activation_fn=None))
+    expected = np.asarray(reference.predict([(query, d) for d in documents], activation_fn=torch.nn.Identity()))
     with CrossEncoderClient(stack.target) as client:
         ranked = client.rerank(query, documents, model="tiny", raw_scores=True)
         classified = client.classify(pairs, model="tiny", raw_scores=True)
@@ -122,7 +135,7 @@ def test_served_scores_equal_the_reference(stack: Stack) -> None:
         got[result.index] = result.score
     assert np.max(np.abs(got - expected)) <= 1e-4
     assert [r.index for r in ranked] == list(np.argsort(-expected, kind="stable"))
-    each = np.asarray(reference.predict(pairs, activation_fn=None))
+    each = np.asarray(reference.predict(pairs, activation_fn=torch.nn.Identity()))
     assert np.max(np.abs(np.array([r.score for r in classified]) - each)) <= 1e-4
 
 
