@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 import yaml
 from crossrank_client import CrossEncoderClient
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from crossrank import __version__
 from crossrank.embedded_triton.launcher import free_port
 from tests import model_builders
+from tests.e2e.server_process import health_status
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = os.environ.get("DOCKER") or shutil.which("/usr/bin/docker") or "docker"
@@ -88,12 +89,7 @@ class Stack:
 
 def _serving(target: str) -> bool:
     with grpc.insecure_channel(target) as channel:
-        try:
-            return health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="crossrank.v1.CrossEncoderService"),
-                timeout=2).status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
+        return health_status(channel, "crossrank.v1.CrossEncoderService") == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,15 @@ def rss_mib(pids: list[int]) -> float:
     return total / 2**20
 
 
+def health_status(channel: grpc.Channel, service: str = "") -> int:
+    """The health service's status for `service` over `channel`, or -1 where it does not answer."""
+    try:
+        return int(health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2).status)
+    except grpc.RpcError:
+        return -1
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -69,11 +78,7 @@ class ServerProcess:
 
     def health(self, service: str = "") -> int:
         with grpc.insecure_channel(self.target) as channel:
-            try:
-                return health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=2).status
-            except grpc.RpcError:
-                return -1
+            return health_status(channel, service)
 
     def wait_serving(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout

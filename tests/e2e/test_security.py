@@ -22,7 +22,7 @@ from crossrank_client import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crossrank.embedded_triton.launcher import free_port
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import ServerProcess, health_status
 from tests.integration import certificates
 
 pytestmark = pytest.mark.e2e
@@ -45,12 +45,7 @@ def secured(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     def serving() -> bool:
         with grpc.secure_channel(server.target, identified) as channel:
-            try:
-                return health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service="crossrank.v1.CrossEncoderService"),
-                    timeout=2).status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                return False
+            return health_status(channel, "crossrank.v1.CrossEncoderService") == health_pb2.HealthCheckResponse.SERVING
 
     deadline = time.monotonic() + 300
     while not serving():
