@@ -122,3 +122,60 @@ async def test_default_model_falls_back_to_first_name() -> None:
     plain = CrossEncoderCore(FakeBackend(), Limits())
     models, default = await plain.list_models()
     assert default == "fake-nli" == min(m.name for m in models)
+
+
+async def test_unknown_model_names_refresh_the_model_list_at_most_once_per_interval() -> None:
+    backend = FakeBackend(models=())  # a Triton serving nothing (yet): nothing cached to answer from
+    asked = 0
+    real_models = backend.models
+
+    async def counting_models() -> list:  # type: ignore[type-arg]
+        nonlocal asked
+        asked += 1
+        return await real_models()
+
+    backend.models = counting_models  # type: ignore[method-assign]
+    flooded = CrossEncoderCore(backend, Limits(), RERANKER.name)
+    for i in range(50):  # with names and without
+        with pytest.raises(ModelNotFoundError):
+            await flooded.rerank(RerankQuery(model=f"made-up-{i}" if i % 2 else "", query="q", documents=["d"]))
+    assert asked == 1  # the first lookup read the list; the other 49 within the interval did not
+
+
+async def test_a_model_unloaded_behind_the_gateways_back_is_unavailable_then_not_found() -> None:
+    from crossrank.gateway.core.errors import ModelGoneError
+
+    backend = FakeBackend()
+    gone = CrossEncoderCore(backend, Limits(), RERANKER.name)
+    await gone.refresh_models()
+    real_score = backend.score
+
+    async def unloaded(model, texts, pairs, timeout):  # type: ignore[no-untyped-def]
+        if model.name == NLI.name:
+            raise ModelGoneError(model.name)
+        return await real_score(model, texts, pairs, timeout)
+
+    backend.score = unloaded  # type: ignore[method-assign]
+    with pytest.raises(ModelGoneError) as gone_now:
+        await gone.classify(ClassifyQuery(model=NLI.name, pairs=[("a", "b")]))
+    assert gone_now.value.code == grpc.StatusCode.UNAVAILABLE  # retryable, not INTERNAL
+    assert NLI.name not in gone.model_names()  # forgotten until Triton lists it again
+    backend._models = [RERANKER]  # Triton's list no longer has it either
+    with pytest.raises(ModelNotFoundError) as caught:
+        await gone.classify(ClassifyQuery(model=NLI.name, pairs=[("a", "b")]))
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    await gone.rerank(RerankQuery(model=RERANKER.name, query="q", documents=["d"]))  # the others still work
+
+
+def test_triton_says_unknown_model_and_the_gateway_hears_model_gone() -> None:
+    from tritonclient.utils import InferenceServerException
+
+    from crossrank.gateway.backend.triton import _translate
+    from crossrank.gateway.core.errors import BackendError, ModelGoneError
+
+    for message, status in (("Request for unknown model: 'm' is not found", "StatusCode.NOT_FOUND"),
+                            ("Request for unknown model: 'm' has no available versions", "StatusCode.UNAVAILABLE")):
+        translated = _translate(InferenceServerException(msg=message, status=status), "inference on m", "m")
+        assert isinstance(translated, ModelGoneError) and translated.name == "m"
+    assert isinstance(_translate(InferenceServerException(msg="boom", status="StatusCode.INTERNAL"), "x", "m"),
+                      BackendError)

@@ -15,7 +15,7 @@ import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from crossrank.gateway.backend.base import ScoredPairs
-from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError
+from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError, ModelGoneError
 from crossrank.model_info import ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -23,10 +23,15 @@ logger = logging.getLogger(__name__)
 _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
 
 
-def _translate(exc: InferenceServerException, what: str) -> Exception:
+def _translate(exc: InferenceServerException, what: str, model: str = "") -> Exception:
     status = str(exc.status() or "")
     if status == "StatusCode.DEADLINE_EXCEEDED":
         return DeadlineError()
+    message = str(exc.message() or "").lower()
+    if model and (status == "StatusCode.NOT_FOUND" or "unknown model" in message
+                  or "no available versions" in message):
+        logger.warning("Triton no longer serves %s (%s): %s", model, what, exc)
+        return ModelGoneError(model)
     if status in _UNAVAILABLE or "not ready" in str(exc.message()).lower():
         logger.warning("Triton unavailable during %s: %s", what, exc)
         return BackendUnavailableError()
@@ -86,7 +91,7 @@ class TritonBackend:
         try:
             result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout)
         except InferenceServerException as exc:
-            raise _translate(exc, f"inference on {model.name}") from exc
+            raise _translate(exc, f"inference on {model.name}", model.name) from exc
         logits = result.as_numpy("logits")
         num_tokens = result.as_numpy("num_tokens")
         if logits is None or num_tokens is None or logits.shape[0] != len(texts):

@@ -50,6 +50,15 @@ class BackendUnavailableError(CrossrankError):
         super().__init__(message, "BACKEND_UNAVAILABLE", (), grpc.StatusCode.UNAVAILABLE)
 
 
+class ModelGoneError(BackendUnavailableError):
+    """The backend no longer serves a model the gateway knew (unloaded from an external Triton): UNAVAILABLE
+    for this request, and the core forgets the model, so the next one gets NOT_FOUND if it is really gone."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
 class DeadlineError(CrossrankError):
     def __init__(self) -> None:
         super().__init__("the request's deadline passed before scoring finished", "DEADLINE_EXCEEDED", (),

@@ -13,7 +13,7 @@ import numpy as np
 
 from crossrank.gateway.backend.base import ScoredPairs, ScoringBackend
 from crossrank.gateway.core import activation, chunking, validation
-from crossrank.gateway.core.errors import InvalidArgumentError, ModelNotFoundError, WrongTaskError
+from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.validation import Limits
 from crossrank.model_info import Activation, ModelInfo, Task
@@ -115,8 +115,10 @@ class CrossEncoderCore:
         return min(self._models, default="")
 
     async def resolve(self, name: str) -> ModelInfo:
-        if not self._models or (name and name not in self._models
-                                and time.monotonic() - self._refreshed_at > _REFRESH_INTERVAL_S):
+        # An unknown name (or an empty list) refreshes the list at most once per interval, whatever clients
+        # send: a flood of made-up names must not become a flood of repository reads on Triton.
+        unknown = not self._models or (name and name not in self._models)
+        if unknown and time.monotonic() - self._refreshed_at > _REFRESH_INTERVAL_S:
             await self.refresh_models()
         name = name or self.default_model
         if name not in self._models:
@@ -124,7 +126,7 @@ class CrossEncoderCore:
         return self._models[name]
 
     async def list_models(self) -> tuple[list[ModelInfo], str]:
-        if not self._models:
+        if not self._models and time.monotonic() - self._refreshed_at > _REFRESH_INTERVAL_S:
             await self.refresh_models()
         return sorted(self._models.values(), key=lambda m: m.name), self.default_model
 
@@ -192,6 +194,12 @@ class CrossEncoderCore:
         started = time.perf_counter()
         try:
             return await self._backend.score(model, texts, text_pairs, timeout)
+        except ModelGoneError:
+            # Unloaded behind our back (or not loaded yet, in a restarting Triton): forget it, so that the next
+            # request reads the model list again and gets NOT_FOUND if it is really gone; this one may retry.
+            self._models.pop(model.name, None)
+            self._refreshed_at = float("-inf")
+            raise
         finally:
             if self._metrics:
                 self._metrics.backend_latency.labels(model.name).observe(time.perf_counter() - started)
