@@ -60,16 +60,15 @@ def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str,
 
 
 def _best_ceiling(model_dir: Path, precision: str, specs: list[workload.RerankRequestSpec]) -> TorchSortedSystem:
-    """The in-process ceiling at its best batch size, picked on a few requests."""
-    best, best_rate = None, 0.0
+    """The in-process ceiling at its best batch size, picked on a few requests (one model, batch sizes tried)."""
+    system = TorchSortedSystem(model_dir, precision, CEILING_BATCHES[0])
+    rates = {}
     for batch in CEILING_BATCHES:
-        system = TorchSortedSystem(model_dir, precision, batch)
-        rate = measure.run_sequential(system.name, "pick", system.score, specs, 1).pairs_per_s
-        logger.info("%s: %.0f pairs/s", system.name, rate)
-        if rate > best_rate:
-            best, best_rate = system, rate
-    assert best is not None
-    return best
+        system.batch = batch
+        rates[batch] = measure.run_sequential(system.name, "pick", system.score, specs, 1).pairs_per_s
+        logger.info("%s: %.0f pairs/s", system.name, rates[batch])
+    system.batch = max(rates, key=lambda b: rates[b])
+    return system
 
 
 def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:

@@ -37,13 +37,17 @@ class TorchSortedSystem:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.name = f"pytorch in-process {precision}, sorted, batch {batch}"
+        self.precision = precision
         self.batch = batch
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self._model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=dtype, attn_implementation="sdpa").eval()
+
+    @property
+    def name(self) -> str:
+        return f"pytorch in-process {self.precision}, sorted, batch {self.batch}"
 
     def score(self, spec: RerankRequestSpec) -> np.ndarray:
         documents = list(spec.documents)

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossrank import __version__
 from crossrank.export import source, stamp
 from crossrank.export.engines import PYTHON_BACKEND_ENGINES
 from crossrank.export.exporter import ExportError, ExportOptions, export
@@ -84,15 +83,23 @@ def _export(spec: ModelSpec, repository: Path, label: str | None = None) -> None
                          precision=MEASURED, source_label=label))
 
 
+def _reusable(spec: ModelSpec, repository: Path) -> bool:
+    """Whether a current export of `spec` is there; says which, and why a stale one is not reused."""
+    if not (repository / spec.name / "config.pbtxt").exists():
+        return False
+    reason = _stale(spec, repository)
+    if reason is None:
+        logger.info("model %s: reusing the export in %s", spec.name, repository)
+        return True
+    logger.warning("model %s: exporting again: %s", spec.name, reason)
+    return False
+
+
 def _ensure(spec: ModelSpec, repository: Path, implicit: bool = False) -> str:
     """Exports `spec` unless a current export of it is there. `implicit`: the default model nobody named,
     which alone may fall back to the offline demo, and only while the hub cannot be reached at all."""
-    if (repository / spec.name / "config.pbtxt").exists():
-        reason = _stale(spec, repository)
-        if reason is None:
-            logger.info("model %s: reusing the export in %s", spec.name, repository)
-            return spec.name
-        logger.warning("model %s: exporting again: %s", spec.name, reason)
+    if _reusable(spec, repository):
+        return spec.name
     try:
         _export(spec, repository)
         return spec.name
@@ -103,11 +110,9 @@ def _ensure(spec: ModelSpec, repository: Path, implicit: bool = False) -> str:
         logger.warning("%s", exc)
     demo = source.build_demo_model(_cache_dir() / "demo-model-fitted")
     demo_spec = ModelSpec(source.DEMO_MODEL_NAME, str(demo))
-    if not (repository / demo_spec.name / "config.pbtxt").exists() or _stale(demo_spec, repository):
+    if not _reusable(demo_spec, repository):
         _export(demo_spec, repository, DEMO_SOURCE_LABEL)
-    else:
-        logger.info("model %s: reusing the export in %s", demo_spec.name, repository)
-    return source.DEMO_MODEL_NAME
+    return demo_spec.name
 
 
 def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
@@ -118,11 +123,10 @@ def ensure_models(specs: tuple[str, ...], repository: Path) -> list[str]:
     if not parsed and existing and any(m.source != DEMO_SOURCE_LABEL for m in existing):
         logger.info("reusing the exports in %s: %s", repository, ", ".join(m.name for m in existing))
         for model in existing:
-            written = stamp.read(repository / model.name)
-            if written is None or written.get("crossrank_version") != __version__:
-                logger.warning("model %s was exported by %s: export it again with `crossrank export` to serve "
-                               "what this version writes", model.name,
-                               f"crossrank {written.get('crossrank_version')}" if written else "an older crossrank")
+            reason = stamp.foreign_version(stamp.read(repository / model.name))
+            if reason:
+                logger.warning("model %s: %s; export it again with `crossrank export` to serve what this version "
+                               "writes", model.name, reason)
     elif not parsed:
         # An empty repository, or only the offline demo: the default model, from the hub when it answers.
         parsed, implicit = [parse_spec(source.DEFAULT_MODEL)], True

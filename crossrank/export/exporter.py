@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.export import agreement as agreement_module
 from crossrank.export import encoder_build, engines, precision, source, stamp, tuning
@@ -187,12 +186,10 @@ def _candidates(options: ExportOptions) -> list[precision.Candidate]:
         name = _resolve_engine(options)
         engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
         return [precision.Candidate(name, options.precision)]
-    import torch
-
     from crossrank.triton_models.host_cpu import cpu_flags
 
     try:
-        return precision.candidates(options.engine, cpu_flags(), torch.cuda.is_available())
+        return precision.candidates(options.engine, cpu_flags(), _cuda())
     except precision.PrecisionChoiceError as exc:
         raise ExportError(str(exc)) from exc
 
@@ -262,13 +259,12 @@ def export(options: ExportOptions) -> ExportReport:
         if reduced and agreement is None:
             agreement = _check_agreement(reference, pair_tokenizer, built, info)
         if options.tokens_per_batch:
-            if built.batcher is not None:
-                built.batcher.tokens_per_batch = options.tokens_per_batch
-            built = replace(built, spec=replace(built.spec, parameters={
-                **built.spec.parameters, "tokens_per_batch": str(options.tokens_per_batch)}))
-        elif built.batcher is not None:
-            widths = precision.GPU_WIDTHS if _on_gpu(built) else precision.CPU_WIDTHS
-            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer), widths)
+            built = tuning.with_width(built, options.tokens_per_batch)
+        elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
+            # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
+            on_gpu = info.engine == "torch-python" and _cuda()
+            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
+                                             precision.GPU_WIDTHS if on_gpu else precision.CPU_WIDTHS)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
@@ -288,10 +284,6 @@ def export(options: ExportOptions) -> ExportReport:
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
                 options.repository, info.engine, info.precision)
     return ExportReport(info, diff, checked, agreement)
-
-
-def _on_gpu(built: engines.BuiltEncoder) -> bool:
-    return built.spec.instance_kind == mc.ModelInstanceGroup.KIND_GPU or _cuda()
 
 
 def _cuda() -> bool:

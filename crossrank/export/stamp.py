@@ -50,13 +50,21 @@ def read(directory: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stale_reason(stamp: dict[str, Any] | None, source: str, resolved: Path | None) -> str | None:
-    """Why an export no longer matches `source` (a local directory's files are checked when `resolved` is
-    given), or None when it still does."""
+def foreign_version(stamp: dict[str, Any] | None) -> str | None:
+    """Why an export was not written by this crossrank version, or None when it was."""
     if stamp is None:
         return "it has no export stamp (written by an older crossrank)"
     if stamp.get("crossrank_version") != __version__:
         return f"it was written by crossrank {stamp.get('crossrank_version')}, this is {__version__}"
+    return None
+
+
+def stale_reason(stamp: dict[str, Any] | None, source: str, resolved: Path | None) -> str | None:
+    """Why an export no longer matches `source` (a local directory's files are checked when `resolved` is
+    given), or None when it still does."""
+    foreign = foreign_version(stamp)
+    if foreign is not None or stamp is None:
+        return foreign
     if stamp.get("source") != source:
         return f"it was exported from {stamp.get('source')!r}, not {source!r}"
     if resolved is not None and stamp.get("source_fingerprint") != fingerprint(resolved):

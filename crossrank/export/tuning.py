@@ -30,28 +30,30 @@ def timing_feeds(pair_tokenizer: PairTokenizer, lists: int = 4) -> list[Feed]:
 
 
 def throughput(score: Callable[[Feed], np.ndarray], feeds: list[Feed]) -> float:
-    """Pairs per second over `feeds[1:]`, after `feeds[0]` and one untimed pass warm the kernels up (oneDNN
-    and CUDA build kernels per shape on first use)."""
+    """Pairs per second over `feeds`, after one untimed pass over them (oneDNN and CUDA build kernels per
+    shape on first use)."""
     for feed in feeds:
         score(feed)
-    timed = feeds[1:] or feeds
     started = time.perf_counter()
-    for feed in timed:
+    for feed in feeds:
         score(feed)
-    return sum(int(f["input_ids"].shape[0]) for f in timed) / (time.perf_counter() - started)
+    return sum(int(f["input_ids"].shape[0]) for f in feeds) / (time.perf_counter() - started)
+
+
+def with_width(built: BuiltEncoder, width: int) -> BuiltEncoder:
+    """The encoder run (in-process) and recorded (in its Triton config) with sub-batches of `width` tokens."""
+    if built.batcher is not None:
+        built.batcher.tokens_per_batch = width
+    return replace(built, spec=replace(built.spec, parameters={**built.spec.parameters,
+                                                                "tokens_per_batch": str(width)}))
 
 
 def tune_width(built: BuiltEncoder, feeds: list[Feed],
                widths: tuple[int, ...]) -> tuple[BuiltEncoder, dict[int, float]]:
-    """Measures the sub-batch widths and returns the encoder configured (and recorded) with the fastest."""
-    if built.batcher is None:  # native engines batch inside Triton's own backend
-        return built, {}
-
+    """Measures the sub-batch widths and returns the encoder configured with the fastest, and every rate."""
     def rate_at(width: int) -> float:
         built.batcher.tokens_per_batch = width
         return throughput(built.score, feeds)
 
     width, rates = precision.best_width(rate_at, widths)
-    built.batcher.tokens_per_batch = width
-    spec = replace(built.spec, parameters={**built.spec.parameters, "tokens_per_batch": str(width)})
-    return replace(built, spec=spec), rates
+    return with_width(built, width), rates

@@ -32,7 +32,7 @@ def _translate(exc: InferenceServerException, what: str, model: str = "") -> Exc
                   or "no available versions" in message):
         logger.warning("Triton no longer serves %s (%s): %s", model, what, exc)
         return ModelGoneError(model)
-    if status in _UNAVAILABLE or "not ready" in str(exc.message()).lower():
+    if status in _UNAVAILABLE or "not ready" in message:
         logger.warning("Triton unavailable during %s: %s", what, exc)
         return BackendUnavailableError()
     logger.error("Triton failed during %s: %s %s", what, status, exc)

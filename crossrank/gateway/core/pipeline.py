@@ -104,7 +104,7 @@ class RequestPipeline:
     def _finish(self, call: Call, elapsed: float) -> None:
         model = loggable(call.model) if call.model else "-"
         access_log.info("request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f",
-                        loggable(call.request_id), call.method, model, call.pairs, call.code, elapsed * 1000,
+                        call.request_id, call.method, model, call.pairs, call.code, elapsed * 1000,
                         extra={"request_id": call.request_id, "method": call.method, "model": model,
                                "pairs": call.pairs, "code": call.code, "latency_ms": round(elapsed * 1000, 2)})
         if not self._metrics:

@@ -106,8 +106,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     return response
             except CrossrankError as exc:
                 await context.abort_with_status(rpc_status.to_status(to_status(exc, rid)))
-            except Exception:
-                if context.code() not in (None, grpc.StatusCode.OK):
+            except Exception as exc:
+                if code_of(exc):  # grpc's own abort: it stands
                     raise
                 internal = CrossrankError(f"internal error (request id {rid})")
                 await context.abort_with_status(rpc_status.to_status(to_status(internal, rid)))

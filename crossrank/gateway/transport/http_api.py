@@ -34,14 +34,12 @@ _HTTP_STATUS = {
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
 
-def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     value = body.get(name, default)
     if value is None:
         return default
-    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) \
-            or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "number"
-        raise InvalidArgumentError(f"{name} must be a {names}", "INVALID_FIELD", name)
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
     return value
 
 
@@ -87,9 +85,8 @@ class HttpApi:
         self._timeout_s = timeout_s
 
     def app(self) -> web.Application:
-        # The body cap is checked here, on the declared and the streamed length, so an oversized body is a
-        # documented 413 rather than aiohttp's own error.
-        application = web.Application(client_max_size=self._max_body_bytes + 1)
+        # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
+        application = web.Application(client_max_size=self._max_body_bytes)
         application.router.add_post("/v1/rerank", self.rerank)
         application.router.add_post("/v2/rerank", self.rerank)
         application.router.add_get("/health", self.health)
@@ -101,13 +98,11 @@ class HttpApi:
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > self._max_body_bytes:
-            raise MessageTooLargeError(self._max_body_bytes)
+            raise MessageTooLargeError(self._max_body_bytes)  # declared too large: refused before reading
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise MessageTooLargeError(self._max_body_bytes) from None
-        if len(raw) > self._max_body_bytes:
-            raise MessageTooLargeError(self._max_body_bytes)
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -123,11 +118,10 @@ class HttpApi:
         try:
             async with self._pipeline.call(METHOD, rid, metadata) as call:
                 body = await self._body(request)
-                named = body.get("model")
-                call.model = named if isinstance(named, str) else ""
+                call.model = _field(body, "model", str, "")
                 timeout = _timeout(request, body, self._timeout_s)
                 query = RerankQuery(
-                    model=_field(body, "model", str, ""), query=_field(body, "query", str, ""),
+                    model=call.model, query=_field(body, "query", str, ""),
                     documents=_documents(body), top_n=_field(body, "top_n", int, 0),
                     return_documents=_field(body, "return_documents", bool, False),
                     raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout)
