@@ -247,9 +247,12 @@ class EmbeddedTriton:
             await client.close()
 
     async def _drain_reader(self) -> None:
+        """Lets the log reader forward Triton's last lines (2 s at most), then ends it: python-backend stubs
+        that outlive Triton can hold its pipe open. Never raises, also when a cancelled caller (a restart cut
+        short by SIGTERM) already cancelled the reader, so that stopping still cleans up."""
         if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._reader, 2.0)
+            await asyncio.wait({self._reader}, timeout=2.0)
+            self._reader.cancel()
 
     async def stop(self) -> None:
         """Stops Triton (SIGTERM, then SIGKILL after the stop timeout) and cleans up after it."""

@@ -98,3 +98,16 @@ async def test_a_background_task_that_ends_stops_the_server() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert quiet == []
+
+
+async def test_stopping_after_the_log_reader_was_cancelled_does_not_raise(tmp_path: Path) -> None:
+    # A restart cut short by SIGTERM can leave the reader cancelled; the final stop must still clean up.
+    triton = EmbeddedTriton(TritonOptions(tmp_path))
+    triton._reader = asyncio.create_task(asyncio.sleep(60))
+    triton._reader.cancel()
+    await asyncio.wait_for(triton._drain_reader(), 5)
+    hanging = asyncio.create_task(asyncio.sleep(60))  # a reader a surviving stub keeps busy: ended after 2 s
+    triton._reader = hanging
+    await asyncio.wait_for(triton._drain_reader(), 5)
+    await asyncio.sleep(0)
+    assert hanging.cancelled()
