@@ -45,6 +45,7 @@ class Settings:
     triton_metrics_port: int = 0
     max_in_flight: int = 32
     max_queue: int = 256
+    max_inflight_bytes: int = 64 * 1024 * 1024
     http_timeout_s: float = 60.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -84,6 +85,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "triton.metrics_port": ("triton_metrics_port", "CROSSRANK_TRITON_METRICS_PORT"),
     "limits.max_in_flight": ("max_in_flight", "CROSSRANK_MAX_IN_FLIGHT"),
     "limits.max_queue": ("max_queue", "CROSSRANK_MAX_QUEUE"),
+    "limits.max_inflight_bytes": ("max_inflight_bytes", "CROSSRANK_MAX_INFLIGHT_BYTES"),
     "limits.http_timeout_s": ("http_timeout_s", "CROSSRANK_HTTP_TIMEOUT_S"),
     "tls.cert_file": ("tls_cert_file", "CROSSRANK_TLS_CERT_FILE"),
     "tls.key_file": ("tls_key_file", "CROSSRANK_TLS_KEY_FILE"),
@@ -155,7 +157,8 @@ def _check(settings: Settings) -> Settings:
     for key, value in (("limits.max_in_flight", settings.max_in_flight),
                        ("limits.max_documents", settings.max_documents),
                        ("limits.max_text_chars", settings.max_text_chars),
-                       ("limits.max_message_bytes", settings.max_message_bytes)):
+                       ("limits.max_message_bytes", settings.max_message_bytes),
+                       ("limits.max_inflight_bytes", settings.max_inflight_bytes)):
         if value <= 0:
             raise SettingsError(f"setting {key}: must be positive, got {value}")
     level = settings.log_level.upper()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
-from crossrank.gateway.backend.base import ScoredPairs
+from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs
 from crossrank.gateway.core.errors import BackendUnavailableError
 from crossrank.model_info import Activation, ModelInfo, Task
 
@@ -26,6 +27,14 @@ def fake_logits(text: str, text_pair: str, labels: int) -> list[float]:
     return [base + k * 0.5 - (k == 1) * overlap for k in range(labels)]
 
 
+def _end_of_words(text: str, count: int) -> int:
+    """The character where the first `count` words of `text` end (its length when it has no more)."""
+    words = list(re.finditer(r"\S+", text))
+    if count >= len(words):
+        return len(text)
+    return words[count - 1].end() if count else 0
+
+
 class FakeBackend:
     def __init__(self, models: Sequence[ModelInfo] = (RERANKER, NLI), delay_s: float = 0.0) -> None:
         self.available = True
@@ -41,21 +50,27 @@ class FakeBackend:
             raise BackendUnavailableError()
         return list(self._models)
 
-    async def score(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None) -> ScoredPairs:
+    async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
+                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
         if not self.available:
             raise BackendUnavailableError()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if isinstance(texts, str):
+            texts = [texts] * len(text_pairs)
         step = model.max_batch_size
         for i in range(0, len(texts), step):
             self.calls.append(len(texts[i:i + step]))
         # Like a real tokenizer, one "token" per word plus 3 special tokens, and the document's end cut off
-        # past the model's max length.
-        kept = [" ".join(b.split()[: max(0, model.max_length - len(a.split()) - 3)]) for a, b in zip(texts, text_pairs)]
-        logits = np.array([fake_logits(a, b, len(model.labels)) for a, b in zip(texts, kept)], dtype=np.float32)
+        # past the model's max length (refused instead when truncation is off).
         tokens = np.array([len(a.split()) + len(b.split()) + 3 for a, b in zip(texts, text_pairs)], dtype=np.int64)
-        return ScoredPairs(logits.reshape(len(texts), len(model.labels)), tokens)
+        if not truncate and (tokens > model.max_length).any():
+            first = int(np.flatnonzero(tokens > model.max_length)[0])
+            raise PairTooLongError(first, int(tokens[first]))
+        ends = [_end_of_words(b, max(0, model.max_length - len(a.split()) - 3)) for a, b in zip(texts, text_pairs)]
+        logits = np.array([fake_logits(a, b[:end], len(model.labels)) for a, b, end in zip(texts, text_pairs, ends)],
+                          dtype=np.float32)
+        return ScoredPairs(logits.reshape(len(texts), len(model.labels)), tokens, np.array(ends, dtype=np.int64))
 
     async def close(self) -> None:
         pass

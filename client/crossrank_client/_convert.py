@@ -42,7 +42,8 @@ def _timing(response: pb.RerankResponse | pb.ClassifyResponse) -> types.Timing |
 def rerank_response(response: pb.RerankResponse) -> types.RerankResponse:
     return types.RerankResponse(
         model=response.model,
-        results=[types.RerankResult(r.index, r.score, r.document if r.HasField("document") else None)
+        results=[types.RerankResult(r.index, r.score, r.document if r.HasField("document") else None,
+                                   r.scored_chars if r.HasField("scored_chars") else None)
                  for r in response.results],
         usage=_usage(response.usage), timing=_timing(response))
 

@@ -14,6 +14,8 @@ class RerankResult:
     index: int  # position of the document in the request
     score: float
     document: str | None = None  # set when return_documents=True
+    # Set when the score did not see the whole document: the characters (from its start) it covers.
+    scored_chars: int | None = None
 
 
 @dataclass(frozen=True)

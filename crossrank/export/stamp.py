@@ -13,6 +13,11 @@ from typing import Any
 from crossrank import __version__
 
 STAMP_FILE = "crossrank_export.json"
+# The layout of what export writes (the tokenizer's and ensemble's inputs, outputs and parameters). Raised
+# whenever that layout changes, so that an export from before is exported again even where the crossrank
+# version number did not move (a development install). 2: the tokenizer reports `document_end` and takes
+# the query and the truncation choice as request parameters.
+EXPORT_FORMAT = 2
 _WHOLE_FILE_BYTES = 1 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
 
 
@@ -34,7 +39,7 @@ def fingerprint(directory: Path) -> str:
 
 
 def make(source: str, resolved: Path, options: dict[str, Any]) -> dict[str, Any]:
-    return {"crossrank_version": __version__, "source": source, "source_fingerprint": fingerprint(resolved),
+    return {"crossrank_version": __version__, "export_format": EXPORT_FORMAT, "source": source, "source_fingerprint": fingerprint(resolved),
             "options": options}
 
 
@@ -56,6 +61,8 @@ def foreign_version(stamp: dict[str, Any] | None) -> str | None:
         return "it has no export stamp (written by an older crossrank)"
     if stamp.get("crossrank_version") != __version__:
         return f"it was written by crossrank {stamp.get('crossrank_version')}, this is {__version__}"
+    if stamp.get("export_format") != EXPORT_FORMAT:
+        return f"its layout is format {stamp.get('export_format', 1)}, this crossrank writes {EXPORT_FORMAT}"
     return None
 
 

@@ -18,6 +18,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from crossrank.model_info import ModelInfo
 
 TEXT_INPUTS = ("text", "text_pair")
+# What the tokenizer reports of each pair, passed through the ensemble to the gateway: its length before
+# truncation and where its kept tokens end in the second text (see pair_tokenizer.py).
+PAIR_FACTS = ("num_tokens", "document_end")
 VERSION = "1"
 
 
@@ -50,7 +53,7 @@ def tokenizer_config(name: str, input_names: tuple[str, ...], max_batch_size: in
     config = mc.ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_STRING, [1]) for n in TEXT_INPUTS)
     config.output.extend(_tensor(mc.ModelOutput, n, mc.TYPE_INT64, [-1]) for n in input_names)
-    config.output.append(_tensor(mc.ModelOutput, "num_tokens", mc.TYPE_INT64, [1]))
+    config.output.extend(_tensor(mc.ModelOutput, n, mc.TYPE_INT64, [1]) for n in PAIR_FACTS)
     config.dynamic_batching.SetInParent()
     config.instance_group.add(count=instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
     return config
@@ -78,13 +81,14 @@ def ensemble_config(info: ModelInfo, input_names: tuple[str, ...], num_labels: i
     config = mc.ModelConfig(name=info.name, platform="ensemble", max_batch_size=info.max_batch_size)
     config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_STRING, [1]) for n in TEXT_INPUTS)
     config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [num_labels]))
-    config.output.append(_tensor(mc.ModelOutput, "num_tokens", mc.TYPE_INT64, [1]))
+    config.output.extend(_tensor(mc.ModelOutput, n, mc.TYPE_INT64, [1]) for n in PAIR_FACTS)
     tokenize = config.ensemble_scheduling.step.add(model_name=f"{info.name}_tokenizer", model_version=-1)
     for n in TEXT_INPUTS:
         tokenize.input_map[n] = n
     for n in input_names:
         tokenize.output_map[n] = f"_{n}"
-    tokenize.output_map["num_tokens"] = "num_tokens"
+    for n in PAIR_FACTS:
+        tokenize.output_map[n] = n
     encode = config.ensemble_scheduling.step.add(model_name=f"{info.name}_encoder", model_version=-1)
     for n in input_names:
         encode.input_map[n] = f"_{n}"

@@ -2,9 +2,13 @@
 
 Runs inside the `<name>_tokenizer` Triton model and in tests. Each text is encoded once without special
 tokens (a rerank request repeats its query for every document, so the query is tokenized once), then
-`Tokenizer.post_process` applies the model's pair template and longest-first truncation: the same two
-steps `tokenizers` runs inside `encode(text, pair)`, so ids and truncation are identical to the model's
-tokenizer. The untruncated length of every pair is reported so callers can refuse over-long pairs.
+`Tokenizer.post_process` applies the model's pair template: the same steps `tokenizers` runs inside
+`encode(text, pair)`, with the lengths its longest-first truncation keeps (`longest_first`, the library's
+rule) cut beforehand, so ids and truncation are identical to the model's tokenizer. Cutting first matters for
+a long query: the library would copy the whole query for every document (a 262,144-character query is tens
+of thousands of tokens), where each pair here copies at most the window. The untruncated length of every pair is reported so callers can refuse over-long pairs, and
+where in its second text the kept tokens end, so that the gateway can cut long documents into chunks at
+token boundaries (`document_end`, in characters).
 
 Causal-LM rerankers (bge-reranker-v2-gemma) take no pair template: their settings carry a `PromptTemplate`,
 and each pair becomes `<bos> "A: query" <sep> "B: passage" <sep> prompt`, truncated as the model card's
@@ -74,6 +78,9 @@ class PairBatch:
 
     tensors: dict[str, np.ndarray]  # input_ids, attention_mask, [token_type_ids]: int64 [n, length]
     num_tokens: np.ndarray  # int64 [n]: tokens of each pair before truncation, special tokens included
+    # int64 [n]: characters of each pair's second text that its kept tokens cover (its length when nothing
+    # of it was cut; with left truncation, where the kept tokens start)
+    document_end: np.ndarray
 
 
 class PairTokenizer:
@@ -84,13 +91,6 @@ class PairTokenizer:
         self._tokenizer = tokenizer
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
-        # post_process applies whatever truncation is enabled on the tokenizer, so the settings used by
-        # the model's tokenizer for pairs are installed here once.
-        self._truncating = Tokenizer.from_str(tokenizer.to_str())
-        self._truncating.no_padding()
-        self._truncating.enable_truncation(
-            settings.max_length, strategy="longest_first", direction=settings.truncation_side
-        )
         self._special_pair_tokens = tokenizer.num_special_tokens_to_add(is_pair=True)
         template = settings.prompt
         if template is not None:
@@ -116,12 +116,47 @@ class PairTokenizer:
         encoded = self._encode_once([*texts, *text_pairs])
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
+        document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
+        budget = max(0, self._settings.max_length - self._special_pair_tokens)
+        windows: dict[str, Encoding] = {}  # each text cut to the most any pair can keep of it, once
+        lengths = {text: len(encoding) for text, encoding in encoded.items()}  # `.ids` builds a list each time
         for i, (text, pair) in enumerate(zip(texts, text_pairs)):
             first, second = encoded[text], encoded[pair]
-            num_tokens[i] = len(first.ids) + len(second.ids) + self._special_pair_tokens
-            joined = self._truncating.post_process(first, second, add_special_tokens=True)
+            num_tokens[i] = lengths[text] + lengths[pair] + self._special_pair_tokens
+            if num_tokens[i] > self._settings.max_length:
+                keep_first, keep_second = longest_first(lengths[text], lengths[pair], budget)
+                document_end[i] = self._kept_end(second, keep_second, len(pair))
+                first = self._cut(self._cut(first, budget, windows, text), keep_first)
+                second = self._cut(self._cut(second, budget, windows, pair), keep_second)
+            joined = self._tokenizer.post_process(first, second, add_special_tokens=True)
             rows.append((joined.ids, joined.type_ids))
-        return PairBatch(self._pad(rows), num_tokens)
+        return PairBatch(self._pad(rows), num_tokens, document_end)
+
+    def _cut(self, encoding: Encoding, count: int, cache: dict[str, Encoding] | None = None,
+             key: str = "") -> Encoding:
+        """A copy of `encoding` with `count` tokens, cut on the model's truncation side (kept in `cache`)."""
+        if len(encoding) <= count:
+            return encoding
+        if cache is not None and key in cache:
+            return cache[key]
+        cut = Encoding.merge([encoding], growing_offsets=False)
+        # `truncate` keeps what it cut as `overflowing`, which every later copy copies too; cutting once more by
+        # one token leaves a single one-token overflow in place of the (possibly huge) first one.
+        cut.truncate(count + 1, direction=self._settings.truncation_side)
+        cut.truncate(count, direction=self._settings.truncation_side)
+        if cache is not None:
+            cache[key] = cut
+        return cut
+
+    def _kept_end(self, document: Encoding, kept: int, length: int, shift: int = 0) -> int:
+        """Where in the document (`length` characters; its encoding's offsets less `shift`, the length of a
+        prefix the encoding included) its first `kept` tokens end, or with left truncation its last start."""
+        total = len(document)
+        if kept >= total:
+            return length
+        if self._settings.truncation_side == "left":
+            return length if kept == 0 else max(0, document.offsets[total - kept][0] - shift)
+        return 0 if kept == 0 else max(0, document.offsets[kept - 1][1] - shift)
 
     def _encode_once(self, texts: list[str]) -> dict[str, Encoding]:
         """Each distinct text encoded once, without special tokens (a rerank request repeats its query)."""
@@ -135,6 +170,7 @@ class PairTokenizer:
         limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
+        document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
         for i, (query, document) in enumerate(zip(queries, documents)):
             query_ids, document_ids = encoded[query].ids, encoded[document].ids
             num_tokens[i] = (len(self._bos) + len(query_ids) + 2 * len(self._separator) + len(document_ids)
@@ -147,7 +183,10 @@ class PairTokenizer:
             if 0 < overflow < len(second):
                 second = _keep(second, len(second) - overflow, cut_right)
             rows.append((first + second + self._separator + self._prompt, []))
-        return PairBatch(self._pad(rows), num_tokens)
+            kept = max(0, len(second) - len(self._separator))
+            document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]),
+                                             len(template.document_prefix))
+        return PairBatch(self._pad(rows), num_tokens, document_end)
 
     def _pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
         """(ids, type_ids) rows padded to the longest, on the model's side (causal-LM exports pad right)."""
@@ -167,6 +206,19 @@ class PairTokenizer:
             if "token_type_ids" in out:
                 out["token_type_ids"][row, cols] = type_ids
         return out
+
+
+def longest_first(first: int, second: int, budget: int) -> tuple[int, int]:
+    """Tokens of each text that `tokenizers`' longest-first truncation keeps of a pair of `first` and `second`
+    tokens when `budget` tokens fit beside the special ones (its `truncate_encodings`, case by case)."""
+    if first + second <= budget:
+        return first, second
+    shorter, longer = sorted((first, second))
+    longer = shorter if shorter > budget else max(shorter, budget - shorter)
+    if shorter + longer > budget:
+        shorter = budget // 2
+        longer = shorter + budget % 2
+    return (longer, shorter) if first > second else (shorter, longer)
 
 
 def _keep(ids: list[int], count: int, from_start: bool) -> list[int]:

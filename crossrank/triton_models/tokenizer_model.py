@@ -3,14 +3,22 @@
 Thin on purpose: all tokenization lives in `pair_tokenizer.py` beside it. Triton's dynamic batcher may hand
 over several requests at once; each is tokenized on its own and padded to its own longest pair (the encoder
 pools the pairs of all of them and re-pads them across requests).
+
+Two request parameters, which Triton's ensemble forwards to this step, come from the gateway:
+`crossrank_query` (string) is the first text of every pair, sent once per request instead of once per
+document (the `text` rows are then ignored: the gateway sends them empty); `crossrank_truncate` (bool,
+default true) false refuses the request here, before the encoder runs, when a pair is longer than the
+model's max length, with a message the gateway parses (`INPUT_TOO_LONG_MARK`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pair_tokenizer import PairTokenizer
+
+QUERY_PARAMETER = "crossrank_query"
+TRUNCATE_PARAMETER = "crossrank_truncate"
+INPUT_TOO_LONG_MARK = "crossrank-input-too-long"
 
 
 def _strings(request: object, name: str) -> list[str]:
@@ -37,10 +49,25 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                batch = self._tokenizer.encode(_strings(request, "text"), _strings(request, "text_pair"))
-                outputs = [pb_utils.Tensor(k, v) for k, v in batch.tensors.items()]
-                outputs.append(pb_utils.Tensor("num_tokens", batch.num_tokens.reshape(-1, 1)))
-                responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
+                responses.append(self._tokenize(request))
             except Exception as exc:  # one bad request must not fail the others in the batch
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {exc}")))
         return responses
+
+    def _tokenize(self, request: object) -> object:
+        parameters = json.loads(request.parameters() or "{}")
+        text_pairs = _strings(request, "text_pair")
+        query = parameters.get(QUERY_PARAMETER)
+        texts = [str(query)] * len(text_pairs) if query is not None else _strings(request, "text")
+        batch = self._tokenizer.encode(texts, text_pairs)
+        if parameters.get(TRUNCATE_PARAMETER, True) is False:
+            limit = self._tokenizer.settings.max_length
+            over = np.flatnonzero(batch.num_tokens > limit)
+            if over.size:
+                i = int(over[0])
+                message = f"{INPUT_TOO_LONG_MARK} pair={i} tokens={int(batch.num_tokens[i])} limit={limit}"
+                return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+        outputs = [pb_utils.Tensor(k, v) for k, v in batch.tensors.items()]
+        outputs.append(pb_utils.Tensor("num_tokens", batch.num_tokens.reshape(-1, 1)))
+        outputs.append(pb_utils.Tensor("document_end", batch.document_end.reshape(-1, 1)))
+        return pb_utils.InferenceResponse(output_tensors=outputs)

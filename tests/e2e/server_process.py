@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -44,6 +46,19 @@ def health_status(channel: grpc.Channel, service: str = "") -> int:
             health_pb2.HealthCheckRequest(service=service), timeout=2).status)
     except grpc.RpcError:
         return -1
+
+
+def scrape(port: int) -> str:
+    """The Prometheus text of the /metrics endpoint on `port`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def metric_value(text: str, pattern: str) -> float:
+    """The value of the one sample whose name and labels match `pattern` (a regular expression)."""
+    match = re.search(rf"^{pattern} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"no sample {pattern}"
+    return float(match.group(1))
 
 
 def alive(pid: int) -> bool:

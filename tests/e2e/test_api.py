@@ -16,7 +16,7 @@ import pytest
 from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, CrossrankClientError
 from sentence_transformers import CrossEncoder
 
-from tests.e2e.server_process import ROOT, ServerProcess
+from tests.e2e.server_process import ROOT, ServerProcess, metric_value, scrape
 from tests.model_builders import WORDS, pairs_with_long_documents
 
 pytestmark = pytest.mark.e2e
@@ -48,16 +48,25 @@ def test_requests_larger_than_one_triton_batch(server: ServerProcess, tiny_bert_
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_truncation_none_names_the_over_long_document(server: ServerProcess) -> None:
+def test_truncation_none_names_the_over_long_document_before_the_encoder_runs(server: ServerProcess) -> None:
     docs = ["short one", " ".join(["alpha"] * 200), "short two"]
+    encoder = r'nv_inference_exec_count\{model="tiny-bert_encoder",version="1"\}'
     with CrossEncoderClient(server.target) as client:
+        client.rerank("q", ["warm"])
+        runs = metric_value(scrape(server.triton_metrics_port), encoder)
         with pytest.raises(CrossrankClientError) as caught:
             client.rerank("q", docs, truncate=False)
         assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.reason == "INPUT_TOO_LONG"
         assert [v.field for v in caught.value.field_violations] == ["documents[1]"]
         assert "64" in caught.value.message
-        assert len(client.rerank("q", docs)) == 3  # default truncates
+        # Refused by the tokenizer: the encoder never saw the request's pairs.
+        assert metric_value(scrape(server.triton_metrics_port), encoder) == runs
+        truncated = client.rerank("q", docs)  # default truncates, and says how much of the document it saw
+    assert len(truncated) == 3
+    seen = {r.index: r.scored_chars for r in truncated}
+    assert seen[0] is None and seen[2] is None and 0 < seen[1] < len(docs[1])
+    assert docs[1][:seen[1]].split() == ["alpha"] * (64 - 4)  # [CLS] q [SEP] ... [SEP]: 60 words kept
 
 
 @pytest.mark.parametrize(("call", "code", "reason"), [
@@ -115,23 +124,27 @@ def test_cli_rerank_and_models(server: ServerProcess) -> None:
     assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr
 
 
-def test_long_document_scores_its_best_chunk(server: ServerProcess, tiny_bert_dir: Path) -> None:
-    from transformers import AutoTokenizer
-
-    from crossrank.gateway.core.chunking import split
-
-    query = "paris query"
-    long_doc = " ".join(WORDS * 12)
-    pair_tokens = len(AutoTokenizer.from_pretrained(tiny_bert_dir)(query, long_doc)["input_ids"])
-    chunks = split(query, long_doc, pair_tokens, 64, 64)[1:]
-    assert len(chunks) > 3
+def test_long_document_is_chunked_at_token_boundaries_to_its_end(server: ServerProcess) -> None:
+    # A document of one repeated word and a different sentence at its end: every chunk but the last is the
+    # word repeated to fill the window, the last is the word k times then the sentence, for some k. So the
+    # document's score must be the better of the start's and one of those last chunks' (scored by Classify).
+    query, ending = "paris query", "the capital of france is paris"
+    document = "alpha " * 400 + ending
+    candidates = [("alpha " * k + ending) for k in range(61)]
     with CrossEncoderClient(server.target) as client:
-        start = client.rerank(query, [long_doc], raw_scores=True)[0].score
-        each = [r.score for r in client.classify([(query, c) for c in chunks], raw_scores=True)]
-        chunked = client.rerank(query, [long_doc], raw_scores=True, chunk_long_documents=True,
+        start = client.rerank(query, [document], raw_scores=True)[0]
+        chunked = client.rerank(query, [document], raw_scores=True, chunk_long_documents=True,
                                 max_chunks_per_document=64)
-    assert chunked[0].score == pytest.approx(max([start, *each]), abs=1e-5)
-    assert chunked.usage.pairs == 1 + len(chunks)
+        lasts = [r.score for r in client.classify([(query, c) for c in candidates], raw_scores=True)]
+        few = client.rerank(query, [document], raw_scores=True, chunk_long_documents=True,
+                            max_chunks_per_document=2)
+    assert start.scored_chars is not None and start.scored_chars < len(document)
+    assert chunked[0].scored_chars is None  # the chunks reached the end
+    assert min(abs(chunked[0].score - max(start.score, last)) for last in lasts) < 1e-4
+    # The window holds 64 - 5 = 59 words; each next chunk begins a quarter back: about 44 new words a chunk.
+    assert 1 + (406 - 59) // 45 <= chunked.usage.pairs <= 2 + (406 - 59) // 40
+    assert few.usage.pairs == 2 and few[0].scored_chars is not None
+    assert start.scored_chars < few[0].scored_chars < len(document)
 
 
 def test_timings_in_the_response(server: ServerProcess) -> None:

@@ -11,19 +11,10 @@ import pytest
 from crossrank_client import CrossEncoderClient, CrossrankClientError
 
 from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import metric_value as _value
+from tests.e2e.server_process import scrape as _scrape
 
 pytestmark = pytest.mark.e2e
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return response.read().decode()
-
-
-def _value(text: str, pattern: str) -> float:
-    match = re.search(rf"^{pattern} ([0-9.e+-]+)$", text, re.MULTILINE)
-    assert match, f"no sample {pattern}"
-    return float(match.group(1))
 
 
 def test_gateway_and_triton_metrics_after_traffic(server: ServerProcess) -> None:

@@ -16,12 +16,13 @@ from tests.fakes import RERANKER, FakeBackend
 
 class GatewayThread:
     def __init__(self, *, api_keys: tuple[str, ...] = (), max_in_flight: int = 0, max_queue: int = 0,
-                 tls: tuple[str, str, str] = ("", "", ""), delay_s: float = 0.0) -> None:
+                 max_inflight_bytes: int = 0, tls: tuple[str, str, str] = ("", "", ""),
+                 delay_s: float = 0.0) -> None:
         self.backend = FakeBackend(delay_s=delay_s)
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self._api_keys = api_keys
-        self._limiter = (max_in_flight, max_queue)
+        self._limiter = (max_in_flight, max_queue, max_inflight_bytes)
         self._tls = tls
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -30,9 +30,10 @@ def test_three_models_with_valid_configs(repo: Path) -> None:
     assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 32
     assert [s.model_name for s in ensemble.ensemble_scheduling.step] == ["tiny_tokenizer", "tiny_encoder"]
     assert {i.name for i in ensemble.input} == {"text", "text_pair"}
-    assert {o.name for o in ensemble.output} == {"logits", "num_tokens"}
+    assert {o.name for o in ensemble.output} == {"logits", "num_tokens", "document_end"}
     assert tokenizer.backend == encoder.backend == "python"
-    assert {o.name for o in tokenizer.output} == {"input_ids", "attention_mask", "token_type_ids", "num_tokens"}
+    assert {o.name for o in tokenizer.output} == {"input_ids", "attention_mask", "token_type_ids", "num_tokens",
+                                                  "document_end"}
     assert {i.name for i in encoder.input} == {"input_ids", "attention_mask", "token_type_ids"}
     assert all(i.allow_ragged_batch for i in encoder.input)  # requests padded to different lengths merge
     assert encoder.output[0].data_type == mc.TYPE_FP32 and list(encoder.output[0].dims) == [1]

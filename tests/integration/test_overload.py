@@ -41,6 +41,36 @@ async def test_flood_is_bounded_and_health_stays_responsive() -> None:
         gateway.stop()
 
 
+async def test_admission_counts_request_bytes_not_only_requests() -> None:
+    # Room for 20 requests by count, for 100 kB of requests by bytes: 40 kB requests get in two at a time, while
+    # small ones still pass beside them; a single request over the byte bound runs when it is alone.
+    gateway = GatewayThread(max_in_flight=10, max_queue=10, max_inflight_bytes=100_000, delay_s=0.5).start()
+    try:
+        async with AsyncCrossEncoderClient(gateway.target, retry=RetryPolicy(attempts=1)) as client:
+            async def call(documents: list[str]) -> str:
+                try:
+                    await client.rerank("q", documents)
+                    return "OK"
+                except CrossrankClientError as exc:
+                    return f"{exc.code.name}:{exc.reason}:{exc.message}"
+
+            big = ["x" * 990] * 40  # 40 kB
+            outcomes = await asyncio.gather(*(call(big) for _ in range(6)), call(["small"]))
+        assert outcomes[:6].count("OK") == 2
+        refused = [o for o in outcomes[:6] if o != "OK"]
+        assert len(refused) == 4 and all(o.startswith("RESOURCE_EXHAUSTED:OVERLOADED:") for o in refused)
+        assert "MiB for requests in flight" in refused[0]
+        assert outcomes[6] == "OK"
+    finally:
+        gateway.stop()
+    small = GatewayThread(max_in_flight=10, max_queue=10, max_inflight_bytes=30_000).start()
+    try:
+        async with AsyncCrossEncoderClient(small.target, retry=RetryPolicy(attempts=1)) as client:
+            assert len((await client.rerank("q", big)).results) == 40  # over the byte bound, but alone
+    finally:
+        small.stop()
+
+
 def _raw_call(target: str, method: str, payload: bytes) -> grpc.RpcError:
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(method)  # no serializers: bytes on the wire exactly as given

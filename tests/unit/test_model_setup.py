@@ -110,9 +110,14 @@ def test_stale_exports_are_exported_again(exports: _Exports, tmp_path: Path) -> 
     stamp.write(repo / "mine", {**written, "crossrank_version": "0.0.1"})  # an older crossrank
     model_setup.ensure_models((f"mine={other}",), repo)
     assert exports.calls == ["mine"] * 4
-    (repo / "mine" / stamp.STAMP_FILE).unlink()  # no stamp at all
+    written = stamp.read(repo / "mine")
+    assert written is not None
+    stamp.write(repo / "mine", {**written, "export_format": stamp.EXPORT_FORMAT - 1})  # an older layout
     model_setup.ensure_models((f"mine={other}",), repo)
     assert exports.calls == ["mine"] * 5
+    (repo / "mine" / stamp.STAMP_FILE).unlink()  # no stamp at all
+    model_setup.ensure_models((f"mine={other}",), repo)
+    assert exports.calls == ["mine"] * 6
 
 
 def test_hub_failures_are_told_apart_by_whether_the_hub_answered() -> None:

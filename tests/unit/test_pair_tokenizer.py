@@ -23,7 +23,9 @@ def _pair_tokenizer(model_dir: Path, max_length: int) -> tuple[PairTokenizer, ob
 @pytest.mark.parametrize("max_length", [512, 64, 20])
 def test_matches_hf_tokenizer_including_longest_first_truncation(minilm_dir: Path, max_length: int) -> None:
     tokenizer, hf = _pair_tokenizer(minilm_dir, max_length)
-    pairs = [*pairs_with_long_documents(), ("Ünïcödé café 東京 🎉", "مرحبا بالعالم\u0000 nul"), ("q", "d")]
+    long_query = "a long query about the capital of france " * 300
+    pairs = [*pairs_with_long_documents(), ("Ünïcödé café 東京 🎉", "مرحبا بالعالم\u0000 nul"), ("q", "d"),
+             *((long_query, b) for _, b in pairs_with_long_documents(6)), (long_query, long_query + "!")]
     texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
     batch = tokenizer.encode(texts, docs)
     reference = hf(texts, docs, padding=True, truncation="longest_first", max_length=max_length,
@@ -68,3 +70,44 @@ def test_causal_lm_prompt_layout_matches_the_model_card_code(tmp_path: Path, max
         assert list(batch.tensors["input_ids"][row][mask == 1]) == expected
         assert mask[: len(expected)].all()  # padded on the right
     assert "token_type_ids" not in batch.tensors
+
+
+@pytest.mark.parametrize("max_length", [64, 24])
+def test_document_end_is_where_the_kept_tokens_end(minilm_dir: Path, max_length: int) -> None:
+    # The document's text up to `document_end`, paired with the query and not truncated, is exactly what the
+    # truncated pair kept: the gateway cuts chunks there.
+    tokenizer, hf = _pair_tokenizer(minilm_dir, max_length)
+    pairs = [*pairs_with_long_documents(8), ("q", "Ünïcödé café 東京 🎉 " * 30), ("short", "short document")]
+    texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
+    batch = tokenizer.encode(texts, docs)
+    for (text, doc), tokens, end in zip(pairs, batch.num_tokens, batch.document_end):
+        if tokens <= max_length:
+            assert end == len(doc)
+            continue
+        kept = hf(text, doc, truncation="longest_first", max_length=max_length)["input_ids"]
+        if end == len(doc):  # only the query was cut: the whole document is in the window
+            assert hf(text, doc, truncation="only_first", max_length=max_length)["input_ids"] == kept
+            continue
+        assert 0 < end and hf(text, doc[:end], truncation="only_first", max_length=max_length)["input_ids"] == kept
+
+
+def test_longest_first_lengths_are_the_librarys() -> None:
+    from tokenizers import models, pre_tokenizers, processors
+
+    from crossrank.triton_models.pair_tokenizer import longest_first
+
+    vocabulary = {f"w{i}": i for i in range(40)} | {"[UNK]": 40, "[CLS]": 41, "[SEP]": 42}
+    tokenizer = Tokenizer(models.WordLevel(vocabulary, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 41), ("[SEP]", 42)])
+    for max_length in (10, 11, 16):
+        truncating = Tokenizer.from_str(tokenizer.to_str())
+        truncating.enable_truncation(max_length, strategy="longest_first")
+        for a in range(25):
+            for b in range(25):
+                first, second = (tokenizer.encode(" ".join(f"w{i}" for i in range(n)), add_special_tokens=False)
+                                 for n in (a, b))
+                joined = truncating.post_process(first, second, add_special_tokens=True)
+                kept_second = joined.sequence_ids.count(1)
+                assert longest_first(a, b, max_length - 3) == (len(joined.ids) - 3 - kept_second, kept_second)

@@ -40,32 +40,82 @@ async def test_top_n_raw_scores_and_documents() -> None:
     assert len((await core().rerank(RerankQuery(model="", query="q", documents=DOCS, top_n=99))).results) == 4
 
 
-async def test_large_requests_are_split_and_reassembled_identically() -> None:
+class _TritonRecorder:
+    """Stands in for tritonclient's aio client: keeps what each infer call sent, answers like the ensemble
+    (fake logits, 7 tokens a pair, nothing cut), finishing calls out of order."""
+
+    def __init__(self, too_long_at: int | None = None) -> None:
+        self.sent: list[tuple[list[bytes], list[str], dict]] = []
+        self._too_long_at = too_long_at
+
+    async def infer(self, model_name, inputs, outputs=None, client_timeout=None, parameters=None):  # type: ignore[no-untyped-def]
+        from tritonclient.utils import InferenceServerException
+
+        texts, pairs = inputs
+        texts_raw = _decode(texts)
+        pairs_raw = [p.decode() for p in _decode(pairs)]
+        self.sent.append((texts_raw, pairs_raw, dict(parameters or {})))
+        piece = len(self.sent)
+        await asyncio.sleep(0.01 * (3 - piece))
+        if self._too_long_at is not None and piece == 2:
+            raise InferenceServerException(f"in ensemble: tokenizer: crossrank-input-too-long "
+                                           f"pair={self._too_long_at} tokens=99 limit=32")
+        query = (parameters or {}).get("crossrank_query")
+        logits = np.asarray([fake_logits(query, b, 1) for b in pairs_raw], dtype=np.float32)
+        answers = {"logits": logits, "num_tokens": np.full((len(pairs_raw), 1), 7, dtype=np.int64),
+                   "document_end": np.asarray([[len(b)] for b in pairs_raw], dtype=np.int64)}
+        return type("Result", (), {"as_numpy": staticmethod(answers.get)})()
+
+    async def close(self) -> None:
+        pass
+
+
+def _decode(tensor: object) -> list[bytes]:
+    """The BYTES rows of a tritonclient InferInput (4-byte little-endian length, then the bytes)."""
+    raw, rows, at = tensor._raw_content, [], 0  # type: ignore[attr-defined]
+    while at < len(raw):
+        size = int.from_bytes(raw[at:at + 4], "little")
+        rows.append(raw[at + 4:at + 4 + size])
+        at += 4 + size
+    return rows
+
+
+async def test_large_requests_are_split_and_the_query_sent_once_per_piece() -> None:
     # The Triton backend itself splits (its client is replaced by a recorder of what it sends): pieces of the
-    # model's Triton batch size, sent concurrently, reassembled in order.
-    from crossrank.gateway.backend.base import ScoredPairs
+    # model's Triton batch size, sent concurrently, reassembled in order; the query travels as one parameter.
     from crossrank.gateway.backend.triton import TritonBackend
 
-    backend = TritonBackend("127.0.0.1:1")  # never connected: _infer is replaced below
-    sent: list[list[str]] = []
-
-    async def infer(model: object, texts: list[str], pairs: list[str], timeout: float | None) -> ScoredPairs:
-        sent.append(list(pairs))
-        await asyncio.sleep(0.01 * (3 - len(sent)))  # pieces finish out of order
-        logits = [fake_logits(a, b, 1) for a, b in zip(texts, pairs)]
-        return ScoredPairs(np.asarray(logits, dtype=np.float32), np.full(len(texts), 7, dtype=np.int64))
-
-    backend._infer = infer  # type: ignore[method-assign]
+    backend = TritonBackend("127.0.0.1:1")  # never connected: its client is replaced below
+    await backend.close()
+    recorder = _TritonRecorder()
+    backend._client = recorder  # type: ignore[assignment]
     big = CrossEncoderCore(backend, Limits())  # type: ignore[arg-type]
     big._models = {RERANKER.name: RERANKER}  # RERANKER's Triton batch size is 4
     docs = [f"doc {i} paris" * (i % 3 + 1) for i in range(10)]
-    out = await big.rerank(RerankQuery(model=RERANKER.name, query="paris", documents=docs))
-    assert [len(piece) for piece in sent] == [4, 4, 2]
-    assert [d for piece in sent for d in piece] == docs
-    expected = {i: fake_logits("paris", d, 1)[0] for i, d in enumerate(docs)}
+    out = await big.rerank(RerankQuery(model=RERANKER.name, query="paris " * 1000, documents=docs))
+    assert [len(pairs) for _, pairs, _ in recorder.sent] == [4, 4, 2]
+    assert [d for _, pairs, _ in recorder.sent for d in pairs] == docs
+    for texts, _, parameters in recorder.sent:
+        assert parameters["crossrank_query"] == "paris " * 1000 and set(texts) == {b""}
+        assert "crossrank_truncate" not in parameters
+    expected = {i: fake_logits("paris " * 1000, d, 1)[0] for i, d in enumerate(docs)}
     assert {r.index: r.score for r in out.results} == pytest.approx(
         {i: 1 / (1 + np.exp(-v)) for i, v in expected.items()}, abs=1e-6)
+
+
+async def test_a_refusal_from_the_tokenizer_names_the_pair_of_the_whole_request() -> None:
+    from crossrank.gateway.backend.triton import TritonBackend
+
+    backend = TritonBackend("127.0.0.1:1")
     await backend.close()
+    recorder = _TritonRecorder(too_long_at=1)  # the second piece's second pair: the request's pair 5
+    backend._client = recorder  # type: ignore[assignment]
+    big = CrossEncoderCore(backend, Limits())  # type: ignore[arg-type]
+    big._models = {RERANKER.name: RERANKER}
+    with pytest.raises(CrossrankError) as caught:
+        await big.rerank(RerankQuery(model=RERANKER.name, query="q", documents=["d"] * 10, truncate=False))
+    assert caught.value.reason == "INPUT_TOO_LONG" and caught.value.violations[0].field == "documents[5]"
+    assert all(parameters["crossrank_truncate"] is False for _, _, parameters in recorder.sent)
 
 
 async def test_usage_counts_pairs_and_truncated_tokens() -> None:
@@ -150,10 +200,10 @@ async def test_a_model_unloaded_behind_the_gateways_back_is_unavailable_then_not
     await gone.refresh_models()
     real_score = backend.score
 
-    async def unloaded(model, texts, pairs, timeout):  # type: ignore[no-untyped-def]
+    async def unloaded(model, texts, pairs, timeout, truncate=True):  # type: ignore[no-untyped-def]
         if model.name == NLI.name:
             raise ModelGoneError(model.name)
-        return await real_score(model, texts, pairs, timeout)
+        return await real_score(model, texts, pairs, timeout, truncate)
 
     backend.score = unloaded  # type: ignore[method-assign]
     with pytest.raises(ModelGoneError) as gone_now:

@@ -37,7 +37,11 @@ class _TruncationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Truncation
     model's max length (what sentence-transformers does).
     """
     TRUNCATION_NONE: _Truncation.ValueType  # 2
-    """Never truncate: an over-long pair is INVALID_ARGUMENT naming its index."""
+    """Never truncate: an over-long pair is INVALID_ARGUMENT (reason
+    INPUT_TOO_LONG) naming its index, refused after tokenization and before
+    any pair is scored. With LONG_DOCUMENTS_CHUNK, documents are chunked
+    instead: every chunk fits the window, so nothing is refused.
+    """
 
 class Truncation(_Truncation, metaclass=_TruncationEnumTypeWrapper):
     """Truncation says what happens to a pair longer than the model's max length."""
@@ -49,7 +53,11 @@ TRUNCATION_LONGEST_FIRST: Truncation.ValueType  # 1
 model's max length (what sentence-transformers does).
 """
 TRUNCATION_NONE: Truncation.ValueType  # 2
-"""Never truncate: an over-long pair is INVALID_ARGUMENT naming its index."""
+"""Never truncate: an over-long pair is INVALID_ARGUMENT (reason
+INPUT_TOO_LONG) naming its index, refused after tokenization and before
+any pair is scored. With LONG_DOCUMENTS_CHUNK, documents are chunked
+instead: every chunk fits the window, so nothing is refused.
+"""
 Global___Truncation: _TypeAlias = Truncation  # noqa: Y015
 
 class _LongDocuments:
@@ -64,7 +72,10 @@ class _LongDocumentsEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LongDoc
     """Score the pair as `truncation` says (the document's end is cut, or refused)."""
     LONG_DOCUMENTS_CHUNK: _LongDocuments.ValueType  # 2
     """Split the document into overlapping chunks that fit the window with the query, score every
-    chunk, and give the document its best chunk's score. Usage counts every chunk.
+    chunk, and give the document its best chunk's score. Chunks are cut at the model tokenizer's
+    token boundaries, each overlapping the one before by a quarter, from the document's start
+    until its end or max_chunks_per_document (RerankResult.scored_chars then says where the
+    chunks stopped). Usage counts every chunk.
     """
 
 class LongDocuments(_LongDocuments, metaclass=_LongDocumentsEnumTypeWrapper):
@@ -76,7 +87,10 @@ LONG_DOCUMENTS_TRUNCATE: LongDocuments.ValueType  # 1
 """Score the pair as `truncation` says (the document's end is cut, or refused)."""
 LONG_DOCUMENTS_CHUNK: LongDocuments.ValueType  # 2
 """Split the document into overlapping chunks that fit the window with the query, score every
-chunk, and give the document its best chunk's score. Usage counts every chunk.
+chunk, and give the document its best chunk's score. Chunks are cut at the model tokenizer's
+token boundaries, each overlapping the one before by a quarter, from the document's start
+until its end or max_chunks_per_document (RerankResult.scored_chars then says where the
+chunks stopped). Usage counts every chunk.
 """
 Global___LongDocuments: _TypeAlias = LongDocuments  # noqa: Y015
 
@@ -211,26 +225,40 @@ class RerankResult(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
+    SCORED_CHARS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the document in RerankRequest.documents."""
     score: _builtins.float
     """Relevance score: the activated score, or the raw logit when raw_scores."""
     document: _builtins.str
     """The document's text; set only when return_documents was true."""
+    scored_chars: _builtins.int
+    """Set only when the score did not see the whole document: how many of its
+    characters (Unicode code points, from its start) the score covers.
+    Truncation keeps a long document's start; LONG_DOCUMENTS_CHUNK covers it
+    in chunks up to max_chunks_per_document, and sets this only when the
+    chunks stopped before the document's end.
+    """
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         score: _builtins.float = ...,
         document: _builtins.str | None = ...,
+        scored_chars: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "document", b"document"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "_scored_chars", b"_scored_chars", "document", b"document", "scored_chars", b"scored_chars"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "document", b"document", "index", b"index", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "_scored_chars", b"_scored_chars", "document", b"document", "index", b"index", "score", b"score", "scored_chars", b"scored_chars"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__document: _TypeAlias = _typing.Literal["document"]  # noqa: Y015
     _WhichOneofArgType__document: _TypeAlias = _typing.Literal["_document", b"_document"]  # noqa: Y015
+    _WhichOneofReturnType__scored_chars: _TypeAlias = _typing.Literal["scored_chars"]  # noqa: Y015
+    _WhichOneofArgType__scored_chars: _TypeAlias = _typing.Literal["_scored_chars", b"_scored_chars"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__document) -> _WhichOneofReturnType__document | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scored_chars) -> _WhichOneofReturnType__scored_chars | None: ...
 
 Global___RerankResult: _TypeAlias = RerankResult  # noqa: Y015
 

@@ -15,6 +15,22 @@ from crossrank.model_info import ModelInfo
 class ScoredPairs:
     logits: np.ndarray  # float32 [n, labels]
     num_tokens: np.ndarray  # int64 [n]: each pair's length in tokens before truncation
+    # int64 [n]: characters of each pair's second text that the scored (kept) tokens cover, from its start
+    document_end: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: Sequence[ScoredPairs]) -> ScoredPairs:
+        return ScoredPairs(np.concatenate([p.logits for p in parts]), np.concatenate([p.num_tokens for p in parts]),
+                           np.concatenate([p.document_end for p in parts]))
+
+
+class PairTooLongError(Exception):
+    """With truncation off, pair `index` has `tokens` tokens, over the model's limit: refused before inference."""
+
+    def __init__(self, index: int, tokens: int) -> None:
+        super().__init__(f"pair {index} has {tokens} tokens")
+        self.index = index
+        self.tokens = tokens
 
 
 class ScoringBackend(Protocol):
@@ -28,9 +44,11 @@ class ScoringBackend(Protocol):
         """The crossrank models the backend serves. Raises BackendUnavailableError when it is down."""
         ...
 
-    async def score(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None) -> ScoredPairs:
-        """Scores pairs; splits them into pieces the model accepts. Raises CrossrankError subclasses."""
+    async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
+                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
+        """Scores pairs; splits them into pieces the model accepts. `texts` as one string is the first text of
+        every pair (a rerank query), sent once. With `truncate` false a pair over the model's max length raises
+        PairTooLongError before any inference; otherwise CrossrankError subclasses."""
         ...
 
     async def close(self) -> None: ...

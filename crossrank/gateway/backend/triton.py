@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from crossrank.gateway.backend.base import ScoredPairs
+from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs
 from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError, ModelGoneError
 from crossrank.model_info import ModelInfo
 
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+# The tokenizer model's parameters and its refusal of an over-long pair (triton_models/tokenizer_model.py).
+QUERY_PARAMETER = "crossrank_query"
+TRUNCATE_PARAMETER = "crossrank_truncate"
+_TOO_LONG = re.compile(r"crossrank-input-too-long pair=(\d+) tokens=(\d+)")
+_OUTPUTS = ("logits", "num_tokens", "document_end")
 
 
 def _translate(exc: InferenceServerException, what: str, model: str = "") -> Exception:
@@ -76,28 +82,42 @@ class TritonBackend:
         except InferenceServerException as exc:
             raise _translate(exc, "model discovery") from exc
 
-    async def score(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None) -> ScoredPairs:
+    async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
+                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
         step = max(1, model.max_batch_size)
-        pieces = [(texts[i:i + step], text_pairs[i:i + step]) for i in range(0, len(texts), step)]
-        results = await asyncio.gather(*(self._infer(model, a, b, timeout) for a, b in pieces))
-        return ScoredPairs(np.concatenate([r.logits for r in results]),
-                           np.concatenate([r.num_tokens for r in results]))
+        results = await asyncio.gather(*(
+            self._infer(model, texts if isinstance(texts, str) else texts[i:i + step], text_pairs[i:i + step],
+                        timeout, truncate, first=i)
+            for i in range(0, len(text_pairs), step)))
+        return ScoredPairs.concatenate(results)
 
-    async def _infer(self, model: ModelInfo, texts: Sequence[str], text_pairs: Sequence[str],
-                     timeout: float | None) -> ScoredPairs:
+    async def _infer(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
+                     timeout: float | None, truncate: bool, first: int) -> ScoredPairs:
+        """One piece of a request, whose pairs begin at the request's pair `first`."""
+        parameters: dict[str, str | bool] = {}
+        if isinstance(texts, str):
+            # The query travels once, as a request parameter the ensemble forwards to its tokenizer; the
+            # `text` rows stay empty (4 bytes each instead of a copy of the query per document).
+            parameters[QUERY_PARAMETER] = texts
+            texts = [""] * len(text_pairs)
+        if not truncate:
+            parameters[TRUNCATE_PARAMETER] = False
         inputs = [_bytes_input("text", texts), _bytes_input("text_pair", text_pairs)]
-        outputs = [triton.InferRequestedOutput("logits"), triton.InferRequestedOutput("num_tokens")]
+        outputs = [triton.InferRequestedOutput(n) for n in _OUTPUTS]
         try:
-            result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout)
+            result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout,
+                                              parameters=parameters or None)
         except InferenceServerException as exc:
+            too_long = _TOO_LONG.search(str(exc.message() or ""))
+            if too_long:
+                raise PairTooLongError(first + int(too_long.group(1)), int(too_long.group(2))) from None
             raise _translate(exc, f"inference on {model.name}", model.name) from exc
-        logits = result.as_numpy("logits")
-        num_tokens = result.as_numpy("num_tokens")
-        if logits is None or num_tokens is None or logits.shape[0] != len(texts):
+        logits, num_tokens, document_end = (result.as_numpy(n) for n in _OUTPUTS)
+        if logits is None or num_tokens is None or document_end is None or logits.shape[0] != len(text_pairs):
             logger.error("Triton returned malformed outputs for %s", model.name)
             raise BackendError()
-        return ScoredPairs(logits.astype(np.float32), num_tokens.reshape(-1).astype(np.int64))
+        return ScoredPairs(logits.astype(np.float32), num_tokens.reshape(-1).astype(np.int64),
+                           document_end.reshape(-1).astype(np.int64))
 
     async def close(self) -> None:
         await self._client.close()

@@ -1,6 +1,8 @@
-"""Who may call and how many at once: API keys (bearer tokens) and a bounded number of requests in flight
-and waiting. Beyond the bound a request is refused at once with RESOURCE_EXHAUSTED, so overload shows as
-fast, retryable errors instead of unbounded latency and memory."""
+"""Who may call and how much at once: API keys (bearer tokens), a bounded number of requests in flight and
+waiting, and a bounded number of request bytes among them. Beyond either bound a request is refused at once
+with RESOURCE_EXHAUSTED, so overload shows as fast, retryable errors instead of unbounded latency and memory:
+the gateway's memory follows the bytes it admitted, not the number of requests (a few maximal requests
+weigh more than hundreds of small ones)."""
 
 from __future__ import annotations
 
@@ -45,18 +47,31 @@ class ApiKeys:
 
 
 class Limiter:
-    """At most `max_in_flight` requests run at once and `max_queue` more wait; the rest are refused."""
+    """At most `max_in_flight` requests run at once and `max_queue` more wait, and the requests admitted (running
+    and waiting) hold at most `max_bytes` of request bytes together; the rest are refused. A request larger
+    than `max_bytes` on its own is admitted when nothing else is (so every request within the message size
+    limit can run), and then alone."""
 
-    def __init__(self, max_in_flight: int, max_queue: int) -> None:
+    def __init__(self, max_in_flight: int, max_queue: int, max_bytes: int = 0) -> None:
         self._running = asyncio.Semaphore(max_in_flight)
         self._capacity = max_in_flight + max_queue
+        self._max_bytes = max_bytes  # 0: no byte bound
         self._admitted = 0
+        self._bytes = 0
+
+    @property
+    def admitted_bytes(self) -> int:
+        return self._bytes
 
     @contextlib.asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
+    async def admit(self, size: int = 0) -> AsyncIterator[None]:
         if self._admitted >= self._capacity:
-            raise OverloadedError(self._capacity)
+            raise OverloadedError(f"{self._capacity} requests in flight and queued")
+        if self._max_bytes and self._bytes and self._bytes + size > self._max_bytes:
+            raise OverloadedError(f"{self._bytes >> 20} of its {self._max_bytes >> 20} MiB for requests in flight "
+                                  f"taken, this request needs {max(1, size >> 20)} MiB")
         self._admitted += 1
+        self._bytes += size
         waiting = time.perf_counter()
         try:
             async with self._running:
@@ -64,6 +79,7 @@ class Limiter:
                 yield
         finally:
             self._admitted -= 1
+            self._bytes -= size
 
 
 def read_key_file(path: str) -> list[str]:

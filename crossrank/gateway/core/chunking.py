@@ -1,30 +1,34 @@
-"""Splits a document that is longer than the model's window into overlapping chunks, for rerank's
-LONG_DOCUMENTS_CHUNK mode (score every chunk, keep the best, as Cohere's rerank does).
+"""Where the next chunk of a long document begins, for rerank's LONG_DOCUMENTS_CHUNK mode (score every chunk,
+keep the best, as Cohere's rerank does).
 
-The gateway never tokenizes, so chunk sizes come from the token count Triton reported for the whole pair:
-tokens per word (or per character, for text without spaces) times a safety margin. A chunk that still
-runs over is truncated by the tokenizer, which costs a few words at its end, never an error.
+The gateway never tokenizes; the tokenizer reports, for every pair it truncated, the character where the kept
+tokens of the document end (`ScoredPairs.document_end`). So chunk boundaries are token boundaries of the
+model's own tokenizer: the first chunk is the document's start as the first pass scored it, and each next
+chunk begins a quarter of the previous one before that one's end (at a space where there is one), so that no
+sentence is only ever seen cut in half, and runs as far as the tokenizer keeps it. Chunks are scored in
+rounds (scoring.py), until a chunk reaches the document's end or the chunk limit is reached; a document cut
+before its end is reported with the characters its score saw.
 """
 
 from __future__ import annotations
 
-import math
-
-_MARGIN = 0.85  # of the window, for the uneven spread of tokens over words
-_OVERLAP = 0.25  # of a chunk, shared with the next one so that no sentence is only ever cut in half
+OVERLAP = 0.25  # of a chunk, shared with the next one
+MIN_PIECE_CHARS = 256  # the least sent for a chunk, whatever the last chunk's length
 
 
-def split(query: str, document: str, pair_tokens: int, max_length: int, max_chunks: int) -> list[str]:
-    """Chunks of `document` that fit `max_length` together with `query`; at most `max_chunks`, start first."""
-    words = document.split()
-    units, joiner = (words, " ") if len(words) > 1 else (list(document), "")
-    query_units = len(query.split()) if len(words) > 1 else len(query)
-    per_unit = pair_tokens / max(1, len(units) + query_units)
-    per_chunk = max(1, math.floor(max_length * _MARGIN / per_unit) - query_units)
-    stride = max(1, per_chunk - math.floor(per_chunk * _OVERLAP))
-    chunks = []
-    for start in range(0, len(units), stride):
-        chunks.append(joiner.join(units[start:start + per_chunk]))
-        if start + per_chunk >= len(units) or len(chunks) == max_chunks:
-            break
-    return chunks
+def next_start(document: str, start: int, end: int) -> int | None:
+    """Where the chunk after `document[start:end]` begins; None when that chunk reached the document's end or
+    held nothing of it (a query that fills the model's window leaves no room to move on)."""
+    if end >= len(document) or end <= start:
+        return None
+    target = end - int((end - start) * OVERLAP)
+    # Begin at a word (after the last whitespace between the previous chunk's start and the target).
+    space = max(document.rfind(" ", start + 1, target + 1), document.rfind("\n", start + 1, target + 1))
+    begin = space + 1 if space > start else target
+    return begin if begin > start else start + 1
+
+
+def piece(document: str, start: int, previous_chars: int) -> str:
+    """The text sent for the chunk that begins at `start`: twice the previous chunk's characters (the tokenizer
+    then cuts it at the window's end), so a long document is never sent whole for every chunk."""
+    return document[start:start + max(MIN_PIECE_CHARS, 2 * previous_chars)]

@@ -85,8 +85,8 @@ class UnauthenticatedError(CrossrankError):
 
 
 class OverloadedError(CrossrankError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the server is at capacity ({limit} requests in flight and queued); retry with backoff",
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the server is at capacity ({what}); retry with backoff",
                          "OVERLOADED", (), grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 

@@ -70,9 +70,10 @@ class RequestPipeline:
 
     @contextlib.asynccontextmanager
     async def call(self, method: str, request_id: str, metadata: Sequence[tuple[str, str | bytes]] | None,
-                   code_of: Callable[[BaseException], str | None] | None = None) -> AsyncIterator[Call]:
-        """Checks the API key and admits the call; yields its record; logs and counts it however it ends.
-        `code_of` lets the transport name the code of an exception of its own (a status already set)."""
+                   code_of: Callable[[BaseException], str | None] | None = None, size: int = 0) -> AsyncIterator[Call]:
+        """Checks the API key and admits the call (`size`: its request's bytes); yields its record; logs and
+        counts it however it ends. `code_of` lets the transport name the code of an exception of its own (a
+        status already set)."""
         started = time.perf_counter()
         arrived_at.set(started)
         queued_ms.set(0.0)
@@ -84,7 +85,7 @@ class RequestPipeline:
             if self._limiter is None:
                 yield call
             else:
-                async with self._limiter.admit():
+                async with self._limiter.admit(size):
                     yield call
         except CrossrankError as exc:
             call.code = exc.code.name

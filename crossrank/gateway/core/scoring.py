@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank.gateway.backend.base import ScoredPairs, ScoringBackend
+from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs, ScoringBackend
 from crossrank.gateway.core import activation, chunking, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
@@ -49,6 +49,8 @@ class RankedDocument:
     index: int
     score: float
     document: str | None
+    # Characters of the document (from its start) that its score saw, when that is not all of it.
+    scored_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,49 +140,60 @@ class CrossEncoderCore:
             raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
                                  "use Classify, or Rerank with a one-logit model")
         started = time.perf_counter()
-        scored = await self._score(model, [query.query] * len(query.documents), list(query.documents),
-                                   query.timeout)
+        # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
+        # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
+        scored = await self._score(model, query.query, list(query.documents), query.timeout,
+                                   query.truncate or query.chunk_long_documents, "documents[{}]")
         usage = self._usage(model, scored)
         if query.chunk_long_documents:
             scored, extra = await self._best_chunks(model, query, scored, max_chunks)
             usage = Usage(usage.pairs + extra.pairs, usage.tokens + extra.tokens)
-        else:
-            self._check_lengths(model, scored, query.truncate, "documents[{}]")
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)[:, 0]
         order = np.argsort(-scores, kind="stable")
         if query.top_n:
             order = order[: query.top_n]
-        results = tuple(
-            RankedDocument(int(i), float(scores[i]), query.documents[i] if query.return_documents else None)
-            for i in order)
-        return RerankOutcome(model.name, results, usage, inference_ms)
+        results = []
+        for i in order:
+            document = query.documents[i]
+            seen = int(scored.document_end[i])
+            results.append(RankedDocument(int(i), float(scores[i]), document if query.return_documents else None,
+                                          seen if seen < len(document) else None))
+        return RerankOutcome(model.name, tuple(results), usage, inference_ms)
 
     async def _best_chunks(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
                            max_chunks: int) -> tuple[ScoredPairs, Usage]:
-        """Scores the chunks of every over-long document; each keeps its best logit (its start included)."""
-        owners, chunks = [], []
-        for i in np.flatnonzero(scored.num_tokens > model.max_length):
-            # The first pass already scored the document's start (truncated); its chunks cover the rest.
-            pieces = chunking.split(query.query, query.documents[i], int(scored.num_tokens[i]), model.max_length,
-                                    max_chunks)[1:]
-            owners.extend([int(i)] * len(pieces))
-            chunks.extend(pieces)
-        if not chunks:
-            return scored, Usage(0, 0)
-        extra = await self._score(model, [query.query] * len(chunks), chunks, query.timeout)
-        logits = scored.logits.copy()
-        for owner, row in zip(owners, extra.logits):
-            logits[owner] = np.maximum(logits[owner], row)
-        return ScoredPairs(logits, scored.num_tokens), self._usage(model, extra)
+        """Scores the further chunks of every document the first pass cut, in rounds (each round one backend
+        call for all documents still open); each document keeps its best logit, and `document_end` becomes
+        how far its chunks reached."""
+        logits, reached = scored.logits.copy(), scored.document_end.copy()
+        # document index -> (start, end) of its last chunk, in characters; the first is the scored start.
+        last = {int(i): (0, int(reached[i])) for i in np.flatnonzero(reached < [len(d) for d in query.documents])}
+        pairs = tokens = 0
+        for _ in range(max_chunks - 1):
+            jobs = []
+            for i, (start, end) in last.items():
+                begin = chunking.next_start(query.documents[i], start, end)
+                if begin is not None:
+                    jobs.append((i, begin, chunking.piece(query.documents[i], begin, end - start)))
+            if not jobs:
+                break
+            extra = await self._score(model, query.query, [text for _, _, text in jobs], query.timeout)
+            pairs, tokens = pairs + len(jobs), tokens + self._usage(model, extra).tokens
+            last = {}
+            for (i, begin, _), row, end in zip(jobs, extra.logits, extra.document_end):
+                logits[i] = np.maximum(logits[i], row)
+                reached[i] = begin + int(end)
+                last[i] = (begin, int(reached[i]))
+        return ScoredPairs(logits, scored.num_tokens, reached), Usage(pairs, tokens)
 
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
         model = await self.resolve(query.model)
         started = time.perf_counter()
-        scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout)
+        scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout,
+                                   query.truncate, "inputs[{}]")
         inference_ms = (time.perf_counter() - started) * 1000
-        self._check_lengths(model, scored, query.truncate, "inputs[{}]")
         scores = self._scores(model, scored, query.raw_scores)
         results = []
         for row in scores:
@@ -189,11 +202,15 @@ class CrossEncoderCore:
                                           tuple(zip(model.labels, (float(s) for s in row)))))
         return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored), inference_ms)
 
-    async def _score(self, model: ModelInfo, texts: list[str], text_pairs: list[str],
-                     timeout: float | None) -> ScoredPairs:
+    async def _score(self, model: ModelInfo, texts: str | list[str], text_pairs: list[str],
+                     timeout: float | None, truncate: bool = True, field_template: str = "") -> ScoredPairs:
         started = time.perf_counter()
         try:
-            return await self._backend.score(model, texts, text_pairs, timeout)
+            return await self._backend.score(model, texts, text_pairs, timeout, truncate)
+        except PairTooLongError as exc:  # refused by the tokenizer, before the encoder ran
+            raise InvalidArgumentError(
+                f"pair {exc.index} has {exc.tokens} tokens, over the model's limit of {model.max_length}; "
+                "shorten it or allow truncation", "INPUT_TOO_LONG", field_template.format(exc.index)) from None
         except ModelGoneError:
             # Unloaded behind our back (or not loaded yet, in a restarting Triton): forget it, so that the next
             # request reads the model list again and gets NOT_FOUND if it is really gone; this one may retry.
@@ -207,17 +224,6 @@ class CrossEncoderCore:
     @staticmethod
     def _scores(model: ModelInfo, scored: ScoredPairs, raw: bool) -> np.ndarray:
         return activation.apply(Activation.IDENTITY if raw else model.activation, scored.logits)
-
-    @staticmethod
-    def _check_lengths(model: ModelInfo, scored: ScoredPairs, truncate: bool, field_template: str) -> None:
-        if truncate:
-            return
-        over = np.flatnonzero(scored.num_tokens > model.max_length)
-        if over.size:
-            i = int(over[0])
-            raise InvalidArgumentError(
-                f"pair {i} has {int(scored.num_tokens[i])} tokens, over the model's limit of {model.max_length}; "
-                "shorten it or allow truncation", "INPUT_TOO_LONG", field_template.format(i))
 
     @staticmethod
     def _usage(model: ModelInfo, scored: ScoredPairs) -> Usage:

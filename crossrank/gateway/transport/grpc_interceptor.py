@@ -94,7 +94,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 return code.name if code not in (None, grpc.StatusCode.OK) else None
 
             try:
-                async with self._pipeline.call(short, rid, metadata, code_of) as call:
+                size = 0 if isinstance(request, _Undecodable) else request.ByteSize()
+                async with self._pipeline.call(short, rid, metadata, code_of, size) as call:
                     call.model, call.pairs = getattr(request, "model", ""), _pairs(request)
                     if isinstance(request, _Undecodable):
                         raise MalformedRequestError()

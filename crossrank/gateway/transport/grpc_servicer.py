@@ -60,7 +60,8 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
             max_chunks_per_document=request.max_chunks_per_document))
         return pb.RerankResponse(
             model=outcome.model,
-            results=[pb.RerankResult(index=r.index, score=r.score, document=r.document) for r in outcome.results],
+            results=[pb.RerankResult(index=r.index, score=r.score, document=r.document, scored_chars=r.scored_chars)
+                     for r in outcome.results],
             usage=_usage(outcome.usage), timing=_timing(outcome.inference_ms))
 
     async def Classify(self, request: pb.ClassifyRequest,  # noqa: N802

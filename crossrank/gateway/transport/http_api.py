@@ -116,7 +116,9 @@ class HttpApi:
         headers = {"x-request-id": rid}
         metadata = [("authorization", request.headers.get("Authorization", ""))]
         try:
-            async with self._pipeline.call(METHOD, rid, metadata) as call:
+            # Admitted by the body's declared size (without one, by the most a body may hold) before reading it.
+            size = min(request.content_length or self._max_body_bytes, self._max_body_bytes)
+            async with self._pipeline.call(METHOD, rid, metadata, size=size) as call:
                 body = await self._body(request)
                 call.model = _field(body, "model", str, "")
                 timeout = _timeout(request, body, self._timeout_s)
@@ -137,6 +139,8 @@ class HttpApi:
                 item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
                 if r.document is not None:
                     item["document"] = {"text": r.document}
+                if r.scored_chars is not None:
+                    item["scored_chars"] = r.scored_chars
                 results.append(item)
             return web.json_response({
                 "id": rid, "model": outcome.model, "results": results,
