@@ -39,7 +39,8 @@ def fingerprint(directory: Path) -> str:
 
 
 def make(source: str, resolved: Path, options: dict[str, Any]) -> dict[str, Any]:
-    return {"crossrank_version": __version__, "export_format": EXPORT_FORMAT, "source": source, "source_fingerprint": fingerprint(resolved),
+    return {"crossrank_version": __version__, "export_format": EXPORT_FORMAT, "source": source,
+            "source_fingerprint": fingerprint(resolved),
             "options": options}
 
 

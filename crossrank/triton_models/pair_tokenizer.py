@@ -6,7 +6,8 @@ tokens (a rerank request repeats its query for every document, so the query is t
 `encode(text, pair)`, with the lengths its longest-first truncation keeps (`longest_first`, the library's
 rule) cut beforehand, so ids and truncation are identical to the model's tokenizer. Cutting first matters for
 a long query: the library would copy the whole query for every document (a 262,144-character query is tens
-of thousands of tokens), where each pair here copies at most the window. The untruncated length of every pair is reported so callers can refuse over-long pairs, and
+of thousands of tokens), where each pair here copies at most the window.
+The untruncated length of every pair is reported so callers can refuse over-long pairs, and
 where in its second text the kept tokens end, so that the gateway can cut long documents into chunks at
 token boundaries (`document_end`, in characters).
 
