@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 _MONITOR_INTERVAL_S = 1.0
 _RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a dead embedded Triton
 _STABLE_AFTER_S = 60.0  # a Triton that ran this long before dying restarts after the shortest wait
+# gRPC calls beyond admission's own bound that the server still takes (health checks, reflection, and the calls
+# admission refuses with its own reasons); past them gRPC refuses before reading the message.
+_SPARE_RPCS = 64
 
 
 class StartupError(RuntimeError):
@@ -113,7 +116,8 @@ async def serve(settings: Settings) -> None:
     limiter = Limiter(settings.max_in_flight, settings.max_queue, settings.max_inflight_bytes)
     api_keys, readiness = ApiKeys(keys), Readiness()
     pipeline = RequestPipeline(metrics, api_keys, limiter, core.model_names)
-    server, health = build_server(core, settings.max_message_bytes, pipeline)
+    server, health = build_server(core, settings.max_message_bytes, pipeline,
+                                  max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:

@@ -45,7 +45,7 @@ class Settings:
     triton_metrics_port: int = 0
     max_in_flight: int = 32
     max_queue: int = 256
-    max_inflight_bytes: int = 64 * 1024 * 1024
+    max_inflight_bytes: int = 16 * 1024 * 1024
     http_timeout_s: float = 60.0
     tls_cert_file: str = ""
     tls_key_file: str = ""

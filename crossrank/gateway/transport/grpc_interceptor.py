@@ -56,17 +56,27 @@ class _Undecodable:
     """Stands in for a request whose bytes did not parse, so the client gets INVALID_ARGUMENT, not INTERNAL."""
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserializer is None:
-        return None
+class _Unparsed:
+    """A request's bytes, parsed only once admission let it in: a refused request never costs its parsed copy
+    (as large as the message again), and admission weighs it by its size on the wire."""
 
-    def deserialize(data: bytes) -> Any:
+    def __init__(self, data: bytes, deserializer: Callable[[bytes], Any]) -> None:
+        self.data = data
+        self._deserializer = deserializer
+
+    def parse(self) -> Any:
         try:
-            return deserializer(data)
+            return self._deserializer(self.data)
         except DecodeError:
             return _Undecodable()
+        finally:
+            self.data = b""  # the parsed message holds all the request needs
 
-    return deserialize
+
+def _deferred(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    return lambda data: _Unparsed(data, deserializer)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -84,7 +94,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         inner = handler.unary_unary
         short = method.rsplit("/", 1)[-1]
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def guarded(unparsed: _Unparsed, context: grpc.aio.ServicerContext) -> Any:
             metadata = context.invocation_metadata() or ()
             rid = request_id(next((v for k, v in metadata if k == REQUEST_ID_KEY and isinstance(v, str)), None))
             await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
@@ -94,8 +104,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 return code.name if code not in (None, grpc.StatusCode.OK) else None
 
             try:
-                size = 0 if isinstance(request, _Undecodable) else request.ByteSize()
-                async with self._pipeline.call(short, rid, metadata, code_of, size) as call:
+                async with self._pipeline.call(short, rid, metadata, code_of, len(unparsed.data)) as call:
+                    request = unparsed.parse()
                     call.model, call.pairs = getattr(request, "model", ""), _pairs(request)
                     if isinstance(request, _Undecodable):
                         raise MalformedRequestError()
@@ -115,5 +125,5 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             raise AssertionError("unreachable")  # abort_with_status always raises
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=_tolerant(handler.request_deserializer),
+            guarded, request_deserializer=_deferred(handler.request_deserializer),
             response_serializer=handler.response_serializer)

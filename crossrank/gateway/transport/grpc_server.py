@@ -21,10 +21,13 @@ HEALTH_SERVICES = ("", SERVICE_NAME)
 LIVENESS_SERVICE = "crossrank.liveness"
 
 
-def build_server(core: CrossEncoderCore, max_message_bytes: int,
-                 pipeline: RequestPipeline) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: RequestPipeline,
+                 max_rpcs: int | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """`max_rpcs`: calls beyond it are refused by gRPC itself with RESOURCE_EXHAUSTED before their message is
+    read (the admission limits' total, with room for health checks and reflection)."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(pipeline)],
+        maximum_concurrent_rpcs=max_rpcs,
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes)],
     )
