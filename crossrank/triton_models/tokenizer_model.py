@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -54,7 +55,7 @@ class TritonPythonModel:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {exc}")))
         return responses
 
-    def _tokenize(self, request: object) -> object:
+    def _tokenize(self, request: Any) -> object:
         parameters = json.loads(request.parameters() or "{}")
         text_pairs = _strings(request, "text_pair")
         query = parameters.get(QUERY_PARAMETER)
