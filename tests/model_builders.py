@@ -247,3 +247,54 @@ def tiny_gemma(directory: Path) -> Path:
     GemmaForCausalLM(config).eval().save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+QWEN3_RERANKER_TEMPLATE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n"
+    "<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n"
+    "<Query>: {{ messages | selectattr(\"role\", \"eq\", \"query\") | map(attribute=\"content\") | first }}\n"
+    "<Document>: {{ messages | selectattr(\"role\", \"eq\", \"document\") | map(attribute=\"content\") | first }}"
+    "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERANKER_TEMPLATE,
+                        true_false: tuple[str, str] | None = None) -> Path:
+    """A 2-layer random Qwen3 causal LM with a byte-level BPE tokenizer trained here: the shape of
+    Qwen3-Reranker as sentence-transformers loads it (a chat template with `query` and `document` roles, "yes"
+    and "no" in the vocabulary). `true_false` saves it through sentence-transformers with a LogitScore on those
+    tokens instead; `chat_template=None` leaves it without a template (a causal LM of unknown layout)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    if (directory / "config.json").exists():
+        return directory
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = [*corpus(), QWEN3_RERANKER_TEMPLATE, "yes no 1 0 true false"]
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=500, special_tokens=special,
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   chat_template=chat_template, model_max_length=131072)
+    torch.manual_seed(17)
+    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+                         tie_word_embeddings=True, pad_token_id=0)
+    model = Qwen3ForCausalLM(config).eval()
+    if true_false is None:
+        model.save_pretrained(directory)
+        fast.save_pretrained(directory)
+        return directory
+    from sentence_transformers import CrossEncoder
+
+    staging = directory.with_name(directory.name + "-hf")
+    model.save_pretrained(staging)
+    fast.save_pretrained(staging)
+    encoder = CrossEncoder(str(staging), device="cpu")
+    scorer = next(m for m in encoder if type(m).__name__ == "LogitScore")
+    scorer.true_token_id, scorer.false_token_id = (fast.convert_tokens_to_ids(t) for t in true_false)
+    encoder.save(str(directory))
+    return directory

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from crossrank.export import agreement as agreement_module
-from crossrank.export import encoder_build, engines, precision, source, stamp, tuning
+from crossrank.export import causal_layouts, encoder_build, engines, precision, source, stamp, tuning
 from crossrank.export.agreement import Agreement
-from crossrank.export.reference import reference_logits
+from crossrank.export.reference import cross_encoder_logits, reference_logits, same_tokens_as
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import Activation, ModelInfo, Task
@@ -29,6 +29,8 @@ from crossrank.triton_models.pair_tokenizer import (
     DEFAULT_LLM_PROMPT,
     SETTINGS_FILE,
     TOKENIZER_FILE,
+    ChatLayout,
+    FramedLayout,
     PairTokenizer,
     PromptTemplate,
     TokenizerSettings,
@@ -66,7 +68,9 @@ class ExportOptions:
     encoder_instances: int = 1
     tokens_per_batch: int = 0  # padded tokens per encoder sub-batch; 0 = measured at export
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
-    # Causal-LM rerankers only: the prompt after each pair, and the token whose logit is the score.
+    # Causal-LM rerankers only: how a pair is laid out (causal_layouts.py; auto: told from the checkpoint),
+    # and for the bge-gemma layout the prompt after each pair and the token whose logit is the score.
+    layout: str = "auto"
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
     score_token: str = "Yes"
 
@@ -116,7 +120,12 @@ def _needs_remote_code(exc: Exception, options: ExportOptions) -> ExportError | 
 class _Loaded:
     tokenizer: Any
     model: Any  # fp32, eval mode
-    score_token_id: int | None = None  # causal-LM rerankers: the token whose logit is the score
+    # causal-LM rerankers: the score token, or a true and a false token (the score is their logits' difference)
+    score_tokens: tuple[int, ...] | None = None
+    chat: ChatLayout | None = None  # the sentence-transformers layout of a causal-LM reranker
+    framed: FramedLayout | None = None  # Qwen3-Reranker's model-card layout
+    # sentence-transformers' own CrossEncoder, the reference for the layouts it loads
+    cross_encoder: Any = None
 
 
 def _load_config(path: Path, options: ExportOptions) -> Any:
@@ -149,6 +158,15 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
                           "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
     architectures = [str(a) for a in getattr(config, "architectures", None) or ()]
     causal = any(a.endswith("ForCausalLM") for a in architectures)
+    layout = None
+    if causal:
+        try:
+            layout = causal_layouts.determine(options.layout, str(getattr(config, "model_type", "")), tokenizer,
+                                              options.source)
+        except causal_layouts.LayoutError as exc:
+            raise ExportError(str(exc)) from exc
+        if layout == causal_layouts.SENTENCE_TRANSFORMERS:
+            return _load_cross_encoder(path, options, tokenizer, config)
     if architectures and not causal and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ExportError(f"{options.source}: a {architectures[0]}, not a cross-encoder (sequence "
                           "classification) or causal-LM reranker: it has no trained scoring head. Export a "
@@ -167,11 +185,45 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
                           " (its scoring head would be random): export a trained cross-encoder checkpoint")
     if not causal:
         return _Loaded(tokenizer, model.eval())
+    if layout == causal_layouts.QWEN3_RERANKER:
+        tokens = tuple(tokenizer.convert_tokens_to_ids(t) for t in causal_layouts.QWEN3_TOKENS)
+        if any(t is None or t == tokenizer.unk_token_id for t in tokens):
+            raise ExportError(f"{options.source}: the tokenizer lacks the 'yes' or 'no' token that Qwen3-Reranker "
+                              "is scored by: not a Qwen3-Reranker checkpoint")
+        return _Loaded(tokenizer, model.eval(), tuple(int(t) for t in tokens), framed=causal_layouts.QWEN3_FRAME)
     ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
     if not ids or tokenizer.unk_token_id in ids:
         raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
                           "would be the score; name another with --score-token")
-    return _Loaded(tokenizer, model.eval(), int(ids[0]))
+    return _Loaded(tokenizer, model.eval(), (int(ids[0]),))
+
+
+def _load_cross_encoder(path: Path, options: ExportOptions, tokenizer: Any, config: Any) -> _Loaded:
+    """A causal-LM reranker as sentence-transformers' CrossEncoder loads it (its model, its LogitScore tokens,
+    its max length); the CrossEncoder itself is the reference."""
+    from sentence_transformers import CrossEncoder
+
+    try:
+        encoder = CrossEncoder(str(path), device="cpu", trust_remote_code=options.trust_remote_code,
+                               max_length=options.max_length, model_kwargs={"attn_implementation": "eager"})
+    except Exception as exc:
+        raise ExportError(f"{options.source}: sentence-transformers cannot load it as a CrossEncoder: "
+                          f"{str(exc).splitlines()[0]}") from exc
+    scorers = [m for m in encoder if type(m).__name__ == "LogitScore"]
+    if len(scorers) != 1:
+        raise ExportError(f"{options.source}: a causal-LM CrossEncoder without one LogitScore module")
+    scorer = scorers[0]
+    tokens = (int(scorer.true_token_id),) + (() if scorer.false_token_id is None else (int(scorer.false_token_id),))
+    if getattr(encoder[0].tokenizer, "truncation_side", "right") != "right":
+        raise ExportError(f"{options.source}: a left-truncating tokenizer with a chat template is not supported")
+    limit = encoder.max_length
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
+    if not limit or limit >= _UNSET_MAX_LENGTH or (positions and limit > positions):
+        limit = positions or LLM_MAX_LENGTH
+        encoder.max_length = limit
+    layout = causal_layouts.chat_layout(encoder[0].tokenizer)
+    assert layout is not None  # determine() checked it
+    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, layout, encoder)
 
 
 def _resolve_engine(options: ExportOptions) -> str:
@@ -213,12 +265,17 @@ def export(options: ExportOptions) -> ExportReport:
     tokenizer, model = loaded.tokenizer, loaded.model
     settings = _settings(loaded, options)
     config = model.config
-    num_labels = 1 if loaded.score_token_id is not None else int(config.num_labels)
-    labels = (options.score_token,) if loaded.score_token_id is not None else tuple(
-        str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
+    num_labels = 1 if loaded.score_tokens is not None else int(config.num_labels)
+    if loaded.score_tokens is not None and (loaded.chat is not None or loaded.framed is not None):
+        labels: tuple[str, ...] = (str(tokenizer.convert_ids_to_tokens(loaded.score_tokens[0])),)
+    elif loaded.score_tokens is not None:
+        labels = (options.score_token,)
+    else:
+        labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
     info = ModelInfo(
         name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=labels,
-        activation=_activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
+        activation=_cross_encoder_activation(loaded.cross_encoder) if loaded.cross_encoder is not None
+        else _activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
         engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
         max_batch_size=options.max_batch_size,
@@ -232,7 +289,15 @@ def export(options: ExportOptions) -> ExportReport:
         pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
 
         def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-            return reference_logits(tokenizer, model, settings, pairs, loaded.score_token_id)
+            if loaded.cross_encoder is not None:
+                return cross_encoder_logits(loaded.cross_encoder, pairs)
+            return reference_logits(tokenizer, model, settings, pairs, loaded.score_tokens)
+
+        if loaded.cross_encoder is not None:
+            try:
+                same_tokens_as(loaded.cross_encoder, pair_tokenizer)
+            except AssertionError as exc:
+                raise ExportError(f"{options.source}: {exc}") from exc
 
         def build(candidate: precision.Candidate) -> engines.BuiltEncoder:
             logger.info("exporting the encoder (%s)", candidate)
@@ -240,7 +305,7 @@ def export(options: ExportOptions) -> ExportReport:
             try:
                 return engines.get(candidate.engine, candidate.precision).build(
                     model, settings.model_input_names, num_labels, settings,
-                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, loaded.score_token_id,
+                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, loaded.score_tokens,
                     info.max_length)
             except engines.UnsupportedEngineError as exc:
                 raise ExportError(str(exc)) from exc
@@ -277,8 +342,9 @@ def export(options: ExportOptions) -> ExportReport:
             "engine": options.engine, "precision": options.precision, "served": f"{info.engine} {info.precision}",
             "max_length": options.max_length, "max_batch_size": options.max_batch_size,
             "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
-            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "prompt": options.prompt,
-            "score_token": options.score_token, "trust_remote_code": options.trust_remote_code})
+            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
+            "prompt": options.prompt, "score_token": options.score_token,
+            "trust_remote_code": options.trust_remote_code})
         write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
                      lambda directory: stamp.write(directory, recorded))
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
@@ -321,9 +387,27 @@ def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Ca
                                                 precision=chosen.candidate.precision), chosen.agreement)
 
 
+def _cross_encoder_activation(encoder: Any) -> Activation:
+    name = type(encoder.activation_fn).__name__.lower()
+    for activation in Activation:
+        if name == activation.value:
+            return activation
+    logger.warning("the CrossEncoder's activation %s is not one crossrank knows; serving sigmoid by default", name)
+    return Activation.SIGMOID
+
+
 def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
     tokenizer, model = loaded.tokenizer, loaded.model
-    if loaded.score_token_id is not None:
+    if loaded.framed is not None:
+        return TokenizerSettings(
+            max_length=options.max_length or causal_layouts.QWEN3_MAX_LENGTH,
+            pad_token_id=int(tokenizer.pad_token_id or 0), model_input_names=("input_ids", "attention_mask"),
+            padding_side="right", framed=loaded.framed)
+    if loaded.chat is not None:
+        return TokenizerSettings(
+            max_length=int(loaded.cross_encoder.max_length), pad_token_id=int(tokenizer.pad_token_id or 0),
+            model_input_names=("input_ids", "attention_mask"), padding_side="right", chat=loaded.chat)
+    if loaded.score_tokens is not None:
         max_length = options.max_length or LLM_MAX_LENGTH
         bos = tokenizer.bos_token_id
         return TokenizerSettings(

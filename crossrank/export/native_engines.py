@@ -75,9 +75,9 @@ class OnnxRuntimeEngine:
     """The ONNX encoder on Triton's native onnxruntime backend (TensorRT accelerator on GPUs)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None,
+              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
               sequence_limit: int = 0) -> BuiltEncoder:
-        onnx_path = onnx_file(model, input_names, work, options.precision, score_token_id)
+        onnx_path = onnx_file(model, input_names, work, options.precision, score_tokens)
         threads = options.encoder_threads or default_threads()
         gpu = options.precision == "fp16"
         spec = EncoderSpec(
@@ -102,9 +102,9 @@ class TensorRTEngine:
     """A TensorRT plan on Triton's tensorrt backend; the plan is built on the GPU node from the ONNX encoder."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None,
+              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
               sequence_limit: int = 0) -> BuiltEncoder:
-        onnx_path = onnx_file(model, input_names, work, "fp32", score_token_id)
+        onnx_path = onnx_file(model, input_names, work, "fp32", score_tokens)
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="tensorrt", parameters={},
             instance_count=1, write_files=_copy_onnx(onnx_path), instance_kind=mc.ModelInstanceGroup.KIND_GPU,

@@ -23,11 +23,11 @@ class OnnxPythonEngine:
     """ONNX Runtime (CPU) in a python-backend model."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None,
+              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
               sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
-        onnx_path = onnx_file(model, input_names, work, options.precision, score_token_id)
+        onnx_path = onnx_file(model, input_names, work, options.precision, score_tokens)
         threads = options.encoder_threads or default_threads()
         encoder = OnnxEncoder(str(onnx_path), intra_op_threads=threads, pad_token_id=settings.pad_token_id,
                               padding_side=settings.padding_side)
@@ -51,7 +51,7 @@ class TorchPythonEngine:
     """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_token_id: int | None = None,
+              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
               sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
 
@@ -65,7 +65,7 @@ class TorchPythonEngine:
         encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
                                pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
                                threads=threads, trust_remote_code=options.trust_remote_code,
-                               score_token_id=score_token_id)
+                               score_tokens=score_tokens)
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
@@ -79,7 +79,7 @@ class TorchPythonEngine:
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": threads_parameter(options.encoder_threads),
                         "trust_remote_code": "true" if options.trust_remote_code else "false",
-                        "score_token_id": "" if score_token_id is None else str(score_token_id)},
+                        "score_tokens": ",".join(str(t) for t in score_tokens or ())},
             instance_count=options.encoder_instances, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0], batcher=encoder.batcher)

@@ -1,30 +1,41 @@
-"""A causal language model as a reranker: the score of a pair is the logit of one token ("Yes") after the
-model's prompt, read at the last real token (BAAI bge-reranker-v2-gemma and its kind).
+"""A causal language model as a reranker: the score of a pair is read at its last real token, as the logit
+of one token ("Yes", BAAI bge-reranker-v2-gemma and its kind) or as the difference of two, a "true" and a
+"false" token (log-odds: sentence-transformers' `LogitScore`, "yes" minus "no" by default).
 
-Used by ONNX export (traced once) and by the `torch-python` encoder inside Triton. Only that one row of the
-language-model head is computed: a Gemma vocabulary has 256k rows, and the other logits are never read.
+Used by ONNX export (traced once) and by the `torch-python` encoder inside Triton. Only those rows of the
+language-model head are computed: a Gemma vocabulary has 256k rows, and the other logits are never read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 
+def parse_tokens(text: str) -> tuple[int, ...]:
+    """The score tokens as export records them in the encoder's config: "true" or "true,false" ids."""
+    return tuple(int(t) for t in text.split(",") if t.strip())
+
+
 class TokenLogitScorer(torch.nn.Module):
-    """Wraps `AutoModelForCausalLM`: (input_ids, attention_mask) -> logits [batch, 1]."""
+    """Wraps `AutoModelForCausalLM`: (input_ids, attention_mask) -> logits [batch, 1]; `token_ids` is the
+    score token, or a true and a false token whose logits' difference is the score."""
 
     row: torch.Tensor
     bias: torch.Tensor | None
 
-    def __init__(self, model: Any, token_id: int) -> None:
+    def __init__(self, model: Any, token_ids: Sequence[int]) -> None:
         super().__init__()
+        if len(token_ids) not in (1, 2):
+            raise ValueError(f"one score token or a true and a false token, not {len(token_ids)}")
         self.body = model.get_decoder()
         head = model.get_output_embeddings()
-        self.register_buffer("row", head.weight[token_id].detach().clone().unsqueeze(0))
+        rows = list(token_ids)
+        self.register_buffer("row", head.weight[rows].detach().clone())
         bias = getattr(head, "bias", None)
-        self.register_buffer("bias", None if bias is None else bias[token_id].detach().clone().reshape(1))
+        self.register_buffer("bias", None if bias is None else bias[rows].detach().clone())
         # Gemma-2 caps its final logits with tanh; Gemma (v1) has no cap.
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
 
@@ -38,6 +49,8 @@ class TokenLogitScorer(torch.nn.Module):
         logits = torch.nn.functional.linear(hidden[rows, last], self.row, self.bias)
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
+        if self.row.shape[0] == 2:  # log-odds of the true token over the false one
+            return logits[:, :1] - logits[:, 1:]
         return logits
 
 
@@ -51,8 +64,8 @@ def _causal_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     return blocked.masked_fill(~allowed, torch.finfo(dtype).min).unsqueeze(1)
 
 
-def load_scorer(model_dir: str, token_id: int, **kwargs: Any) -> TokenLogitScorer:
+def load_scorer(model_dir: str, token_ids: Sequence[int], **kwargs: Any) -> TokenLogitScorer:
     """Loads a saved causal LM (dtype, attention implementation and so on in `kwargs`) as a scorer."""
     from transformers import AutoModelForCausalLM
 
-    return TokenLogitScorer(AutoModelForCausalLM.from_pretrained(model_dir, **kwargs), token_id)
+    return TokenLogitScorer(AutoModelForCausalLM.from_pretrained(model_dir, **kwargs), token_ids)

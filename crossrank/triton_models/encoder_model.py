@@ -29,12 +29,13 @@ def _encoder(engine: str, directory: Path, params: dict[str, str], instances: in
               "padding_side": params.get("padding_side", "right"),
               "tokens_per_batch": int(params.get("tokens_per_batch", "0"))}
     if engine == "torch-python":
+        from causal_lm_score import parse_tokens
         from torch_encoder import TorchEncoder
 
         return TorchEncoder(str(directory / "hf"), params["input_names"].split(","),
                             precision=params.get("precision", "fp32"), threads=threads,
                             trust_remote_code=params.get("trust_remote_code") == "true",
-                            score_token_id=int(params["score_token_id"]) if params.get("score_token_id") else None,
+                            score_tokens=parse_tokens(params["score_tokens"]) if params.get("score_tokens") else None,
                             **common)
     from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 

@@ -11,7 +11,17 @@ The untruncated length of every pair is reported so callers can refuse over-long
 where in its second text the kept tokens end, so that the gateway can cut long documents into chunks at
 token boundaries (`document_end`, in characters).
 
-Causal-LM rerankers (bge-reranker-v2-gemma) take no pair template: their settings carry a `PromptTemplate`,
+Causal-LM rerankers in the sentence-transformers layout (its `CrossEncoder` over a `*ForCausalLM`) carry a
+`ChatLayout`: the model's chat template rendered with one message per role (`query`, `document`), as the text
+before, between and after the two. Each pair is that text tokenized whole (as `apply_chat_template` does),
+cut to the max length, and, when cut, the template's closing tokens written back over its last tokens
+(sentence-transformers' `restore_suffix`), so that the score is read after the template's own ending.
+
+Qwen3-Reranker as its model card scores it carries a `FramedLayout`: a fixed prefix, the instruction, query
+and document in its body format (the body alone truncated to what the frame leaves), a fixed suffix; each
+part tokenized on its own.
+
+bge-reranker-v2-gemma takes no pair template: their settings carry a `PromptTemplate`,
 and each pair becomes `<bos> "A: query" <sep> "B: passage" <sep> prompt`, truncated as the model card's
 reference code does (query to 3/4 of the max length, then only the passage), padded on the right so the
 last real token's position is the same as unpadded.
@@ -48,6 +58,26 @@ class PromptTemplate:
 
 
 @dataclass(frozen=True)
+class ChatLayout:
+    """A chat template rendered around a (query, document) pair, and the tokens that close it."""
+
+    before: str
+    between: str
+    after: str
+    suffix_ids: tuple[int, ...]  # written back over the last tokens of a pair cut to the max length
+
+
+@dataclass(frozen=True)
+class FramedLayout:
+    """A fixed prefix and suffix around a body built from the instruction, the query and the document."""
+
+    prefix: str
+    body: str  # str.format template with {instruction}, {query} and {document}
+    suffix: str
+    instruction: str  # the model's default instruction
+
+
+@dataclass(frozen=True)
 class TokenizerSettings:
     """What export records about the model's tokenizer (written as `crossrank_tokenizer.json`)."""
 
@@ -56,7 +86,9 @@ class TokenizerSettings:
     model_input_names: tuple[str, ...]
     truncation_side: str = "right"
     padding_side: str = "right"
-    prompt: PromptTemplate | None = field(default=None)  # set for causal-LM rerankers only
+    prompt: PromptTemplate | None = field(default=None)  # bge-reranker-v2-gemma's layout
+    chat: ChatLayout | None = field(default=None)  # a sentence-transformers causal-LM reranker's layout
+    framed: FramedLayout | None = field(default=None)  # Qwen3-Reranker's model-card layout
 
     @classmethod
     def load(cls, path: Path) -> TokenizerSettings:
@@ -64,12 +96,18 @@ class TokenizerSettings:
         raw["model_input_names"] = tuple(raw["model_input_names"])
         if raw.get("prompt") is not None:
             raw["prompt"] = PromptTemplate(**raw["prompt"])
+        if raw.get("framed") is not None:
+            raw["framed"] = FramedLayout(**raw["framed"])
+        if raw.get("chat") is not None:
+            raw["chat"] = ChatLayout(**{**raw["chat"], "suffix_ids": tuple(raw["chat"]["suffix_ids"])})
         return cls(**raw)
 
     def dump(self, path: Path) -> None:
         data = dict(self.__dict__)
         data["model_input_names"] = list(self.model_input_names)
         data["prompt"] = None if self.prompt is None else dict(self.prompt.__dict__)
+        data["framed"] = None if self.framed is None else dict(self.framed.__dict__)
+        data["chat"] = None if self.chat is None else {**self.chat.__dict__, "suffix_ids": list(self.chat.suffix_ids)}
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -114,6 +152,10 @@ class PairTokenizer:
             raise ValueError("texts and text_pairs differ in length")
         if self._settings.prompt is not None:
             return self._encode_prompted(texts, text_pairs, self._settings.prompt)
+        if self._settings.chat is not None:
+            return self._encode_chat(texts, text_pairs, self._settings.chat)
+        if self._settings.framed is not None:
+            return self._encode_framed(texts, text_pairs, self._settings.framed)
         encoded = self._encode_once([*texts, *text_pairs])
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
@@ -187,6 +229,46 @@ class PairTokenizer:
             kept = max(0, len(second) - len(self._separator))
             document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]),
                                              len(template.document_prefix))
+        return PairBatch(self._pad(rows), num_tokens, document_end)
+
+    def _encode_chat(self, texts: list[str], text_pairs: list[str], layout: ChatLayout) -> PairBatch:
+        rendered = [layout.before + t + layout.between + p + layout.after for t, p in zip(texts, text_pairs)]
+        limit = self._settings.max_length
+        closing = list(layout.suffix_ids[-limit:]) if limit else []
+        rows: list[tuple[list[int], list[int]]] = []
+        num_tokens = np.empty(len(texts), dtype=np.int64)
+        document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
+        for i, encoding in enumerate(self._tokenizer.encode_batch(rendered, add_special_tokens=False)):
+            ids = encoding.ids
+            num_tokens[i] = len(ids)
+            if len(ids) >= limit:  # as sentence-transformers: a row that reached the limit gets its suffix back
+                ids = ids[:limit]
+                ids[len(ids) - len(closing):] = closing
+            if len(encoding) > limit:
+                kept = limit - len(closing)  # tokens of the rendered text that survive
+                start = len(layout.before) + len(texts[i]) + len(layout.between)
+                end = encoding.offsets[kept - 1][1] if kept > 0 else 0
+                document_end[i] = min(max(0, end - start), len(text_pairs[i]))
+            rows.append((ids, []))
+        return PairBatch(self._pad(rows), num_tokens, document_end)
+
+    def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout) -> PairBatch:
+        prefix = self._tokenizer.encode(layout.prefix, add_special_tokens=False).ids
+        suffix = self._tokenizer.encode(layout.suffix, add_special_tokens=False).ids
+        budget = max(0, self._settings.max_length - len(prefix) - len(suffix))
+        head = layout.body.split("{document}")[0]  # what comes before the document, to place its characters
+        heads = [head.format(instruction=layout.instruction, query=t) for t in texts]
+        bodies = [layout.body.format(instruction=layout.instruction, query=t, document=p)
+                  for t, p in zip(texts, text_pairs)]
+        rows: list[tuple[list[int], list[int]]] = []
+        num_tokens = np.empty(len(texts), dtype=np.int64)
+        document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
+        for i, encoding in enumerate(self._tokenizer.encode_batch(bodies, add_special_tokens=False)):
+            num_tokens[i] = len(prefix) + len(encoding) + len(suffix)
+            if len(encoding) > budget:  # the body alone is cut, on the right (the model card's truncation)
+                end = encoding.offsets[budget - 1][1] if budget else 0
+                document_end[i] = min(max(0, end - len(heads[i])), len(text_pairs[i]))
+            rows.append((prefix + encoding.ids[:budget] + suffix, []))
         return PairBatch(self._pad(rows), num_tokens, document_end)
 
     def _pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:

@@ -42,7 +42,7 @@ class TorchEncoder:
     def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
                  tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False,
-                 score_token_id: int | None = None) -> None:
+                 score_tokens: tuple[int, ...] | None = None) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
@@ -54,8 +54,8 @@ class TorchEncoder:
 
         def load(**kwargs: object) -> torch.nn.Module:
             common = {"dtype": DTYPES[precision], "trust_remote_code": trust_remote_code, **kwargs}
-            if score_token_id is not None:  # a causal-LM reranker: the score is one token's logit
-                return load_scorer(model_dir, score_token_id, **common)
+            if score_tokens is not None:  # a causal-LM reranker: scored by its tokens' logits
+                return load_scorer(model_dir, score_tokens, **common)
             return AutoModelForSequenceClassification.from_pretrained(model_dir, **common)
 
         try:

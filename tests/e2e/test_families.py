@@ -19,7 +19,14 @@ from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.triton_repository import read_config
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 from tests.e2e.server_process import ServerProcess
-from tests.model_builders import FAMILIES, pairs_with_long_documents, tiny_bert, tiny_family, tiny_gemma
+from tests.model_builders import (
+    FAMILIES,
+    pairs_with_long_documents,
+    tiny_bert,
+    tiny_family,
+    tiny_gemma,
+    tiny_qwen3_reranker,
+)
 from tests.ranking import assert_ranked_like
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +34,9 @@ TOLERANCE = 1e-4
 NO_TOKEN_TYPES = {"distilbert", "roberta", "xlm-roberta", "modernbert"}
 GEMMA_MAX_LENGTH = 96  # small, so that long passages and long queries are truncated
 GEMMA_ENGINES = {"gemma": "onnx-python", "gemma_torch": "torch-python"}
+QWEN3_MAX_LENGTH = 192  # the chat template takes about 100: long documents are cut and the suffix restored
+# sentence-transformers-layout causal rerankers: yes/no on one engine, custom "1"/"0" tokens on the other
+QWEN3_MODELS = {"qwen3": ("onnx-python", None), "qwen3_custom_torch": ("torch-python", ("1", "0"))}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +50,9 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (identity / "config.json").write_text(json.dumps(config))
     dirs["identity"] = identity
     dirs["gemma"] = tiny_gemma(root / "gemma")
+    for name, (_, tokens) in QWEN3_MODELS.items():
+        dirs[name] = tiny_qwen3_reranker(root / name, true_false=tokens)
+    dirs["qwen3_raw"] = tiny_qwen3_reranker(root / "qwen3_raw", chat_template=None)
     return dirs
 
 
@@ -47,11 +60,16 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def family_server(family_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     repo = tmp_path_factory.mktemp("family-repo") / "repo"
     for name, directory in family_dirs.items():
-        if name != "gemma":
+        if name not in ("gemma", "qwen3_raw") and name not in QWEN3_MODELS:
             export(ExportOptions(source=str(directory), name=name, repository=repo))
     for name, engine in GEMMA_ENGINES.items():
         export(ExportOptions(source=str(family_dirs["gemma"]), name=name, repository=repo, engine=engine,
                              max_length=GEMMA_MAX_LENGTH))
+    for name, (engine, _) in QWEN3_MODELS.items():  # no layout flag: told from the checkpoint
+        export(ExportOptions(source=str(family_dirs[name]), name=name, repository=repo, engine=engine,
+                             max_length=QWEN3_MAX_LENGTH))
+    export(ExportOptions(source=str(family_dirs["qwen3_raw"]), name="qwen3_raw", repository=repo,
+                         engine="torch-python", max_length=QWEN3_MAX_LENGTH, layout="qwen3-reranker"))
     server = ServerProcess(["--repository", str(repo)], log=repo.parent / "serve.log")
     server.repository = repo  # type: ignore[attr-defined]
     try:
@@ -141,3 +159,59 @@ def test_gemma_causal_lm_reranker_scores_as_its_model_card(family_server: Server
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-reference[:5])), atol=TOLERANCE)  # sigmoid by default
     assert model.task == "rerank" and list(model.labels) == ["Yes"]
     assert model.max_length > GEMMA_MAX_LENGTH  # the pair budget plus the prompt
+
+
+@pytest.mark.parametrize("name", sorted(QWEN3_MODELS))
+def test_sentence_transformers_causal_reranker_scores_as_its_cross_encoder(
+        family_server: ServerProcess, family_dirs: dict[str, Path], name: str) -> None:
+    pairs = pairs_with_long_documents(30, long_words=200)
+    encoder = CrossEncoder(str(family_dirs[name]), device="cpu", max_length=QWEN3_MAX_LENGTH)
+    reference = np.asarray(encoder.predict(pairs, activation_fn=torch.nn.Identity()), dtype=np.float64)
+    with CrossEncoderClient(family_server.target) as client:
+        raw = np.array([r.score for r in client.classify(pairs, model=name, raw_scores=True)])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model=name)
+        model = {m.name: m for m in client.list_models()}[name]
+    assert np.max(np.abs(raw - reference)) <= TOLERANCE
+    expected = encoder.predict([(pairs[0][0], b) for _, b in pairs])  # its own activation (sigmoid)
+    assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
+    np.testing.assert_allclose(sorted(r.score for r in ranked), sorted(expected), atol=TOLERANCE)
+    assert model.task == "rerank" and model.max_length == QWEN3_MAX_LENGTH
+    assert list(model.labels) == (["1"] if QWEN3_MODELS[name][1] else ["yes"])
+
+
+def _qwen3_model_card_scores(directory: Path, pairs: list[tuple[str, str]], max_length: int) -> np.ndarray:
+    """Qwen3-Reranker's model-card code ("Usage with Transformers"): its prefix, `format_instruction`,
+    `process_inputs` and `compute_logits` (softmax over the "no" and "yes" logits), one pair at a time."""
+    tokenizer = AutoTokenizer.from_pretrained(directory, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    token_false_id, token_true_id = tokenizer.convert_tokens_to_ids("no"), tokenizer.convert_tokens_to_ids("yes")
+    prefix = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+              "Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n")
+    suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    prefix_tokens = tokenizer.encode(prefix, add_special_tokens=False)
+    suffix_tokens = tokenizer.encode(suffix, add_special_tokens=False)
+    task = "Given a web search query, retrieve relevant passages that answer the query"
+    scores = []
+    for query, doc in pairs:
+        text = f"<Instruct>: {task}\n<Query>: {query}\n<Document>: {doc}"
+        inputs = tokenizer([text], padding=False, truncation="longest_first", return_attention_mask=False,
+                           max_length=max_length - len(prefix_tokens) - len(suffix_tokens))
+        ids = torch.tensor([prefix_tokens + inputs["input_ids"][0] + suffix_tokens])
+        with torch.no_grad():
+            batch_scores = model(input_ids=ids).logits[:, -1, :]
+        stacked = torch.stack([batch_scores[:, token_false_id], batch_scores[:, token_true_id]], dim=1)
+        scores.append(float(torch.nn.functional.log_softmax(stacked, dim=1)[:, 1].exp()[0]))
+    return np.array(scores)
+
+
+def test_raw_qwen3_reranker_scores_as_its_model_card(family_server: ServerProcess,
+                                                     family_dirs: dict[str, Path]) -> None:
+    pairs = pairs_with_long_documents(30, long_words=200)
+    reference = _qwen3_model_card_scores(family_dirs["qwen3_raw"], pairs, QWEN3_MAX_LENGTH)
+    with CrossEncoderClient(family_server.target) as client:
+        served = np.array([r.score for r in client.classify(pairs, model="qwen3_raw")])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model="qwen3_raw")
+    assert np.max(np.abs(served - reference)) <= TOLERANCE
+    expected = _qwen3_model_card_scores(family_dirs["qwen3_raw"], [(pairs[0][0], b) for _, b in pairs],
+                                        QWEN3_MAX_LENGTH)
+    assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
