@@ -223,7 +223,7 @@ def _load_cross_encoder(path: Path, options: ExportOptions, tokenizer: Any, conf
         encoder.max_length = limit
     layout = causal_layouts.chat_layout(encoder[0].tokenizer)
     assert layout is not None  # determine() checked it
-    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, layout, encoder)
+    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, chat=layout, cross_encoder=encoder)
 
 
 def _resolve_engine(options: ExportOptions) -> str:
