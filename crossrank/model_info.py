@@ -42,6 +42,8 @@ class ModelInfo:
     precision: str
     source: str
     max_batch_size: int
+    # The instruction of a layout with an instruction slot (Qwen3-Reranker's); "" = no slot.
+    instruction: str = ""
 
     def to_parameters(self) -> dict[str, str]:
         """Serializes into Triton config parameters (string values only)."""
@@ -53,6 +55,7 @@ class ModelInfo:
             f"{PARAMETER_PREFIX}engine": self.engine,
             f"{PARAMETER_PREFIX}precision": self.precision,
             f"{PARAMETER_PREFIX}source": self.source,
+            f"{PARAMETER_PREFIX}instruction": self.instruction,
         }
 
     @classmethod
@@ -71,4 +74,5 @@ class ModelInfo:
             precision=get.get("precision", ""),
             source=get.get("source", ""),
             max_batch_size=max_batch_size,
+            instruction=get.get("instruction", ""),
         )

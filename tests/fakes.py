@@ -51,7 +51,7 @@ class FakeBackend:
         return list(self._models)
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
         if not self.available:
             raise BackendUnavailableError()
         if self.delay_s:

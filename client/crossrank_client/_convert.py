@@ -13,19 +13,19 @@ _TRUNCATION = {None: pb.TRUNCATION_UNSPECIFIED, True: pb.TRUNCATION_LONGEST_FIRS
 
 def rerank_request(query: str, documents: Sequence[str], model: str, top_n: int, return_documents: bool,
                    raw_scores: bool, truncate: bool | None, chunk_long_documents: bool = False,
-                   max_chunks_per_document: int = 0) -> pb.RerankRequest:
+                   max_chunks_per_document: int = 0, instruction: str = "") -> pb.RerankRequest:
     return pb.RerankRequest(model=model, query=query, documents=list(documents), top_n=top_n,
                             return_documents=return_documents, raw_scores=raw_scores,
                             truncation=_TRUNCATION[truncate],
                             long_documents=pb.LONG_DOCUMENTS_CHUNK if chunk_long_documents
                             else pb.LONG_DOCUMENTS_UNSPECIFIED,
-                            max_chunks_per_document=max_chunks_per_document)
+                            max_chunks_per_document=max_chunks_per_document, instruction=instruction)
 
 
 def classify_request(pairs: Iterable[tuple[str, str]], model: str, raw_scores: bool,
-                     truncate: bool | None) -> pb.ClassifyRequest:
+                     truncate: bool | None, instruction: str = "") -> pb.ClassifyRequest:
     return pb.ClassifyRequest(model=model, inputs=[pb.PairInput(text=a, text_pair=b) for a, b in pairs],
-                              raw_scores=raw_scores, truncation=_TRUNCATION[truncate])
+                              raw_scores=raw_scores, truncation=_TRUNCATION[truncate], instruction=instruction)
 
 
 def _usage(usage: pb.Usage) -> types.Usage:
@@ -59,5 +59,5 @@ def classify_response(response: pb.ClassifyResponse) -> types.ClassifyResponse:
 def models_response(response: pb.ListModelsResponse) -> list[types.ModelInfo]:
     return [types.ModelInfo(name=m.name, task=_TASKS.get(m.task, "unspecified"), labels=list(m.labels),
                             max_length=m.max_length, engine=m.engine, precision=m.precision, source=m.source,
-                            is_default=m.is_default)
+                            is_default=m.is_default, default_instruction=m.default_instruction)
             for m in response.models]

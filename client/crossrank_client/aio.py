@@ -48,15 +48,16 @@ class AsyncCrossEncoderClient:
 
     async def rerank(self, query: str, documents: Sequence[str], *, model: str = "", top_n: int = 0,
                      return_documents: bool = False, raw_scores: bool = False, truncate: bool | None = None,
-                     chunk_long_documents: bool = False, max_chunks_per_document: int = 0,
+                     chunk_long_documents: bool = False, max_chunks_per_document: int = 0, instruction: str = "",
                      timeout: float | None = None) -> types.RerankResponse:
         request = _convert.rerank_request(query, documents, model, top_n, return_documents, raw_scores, truncate,
-                                          chunk_long_documents, max_chunks_per_document)
+                                          chunk_long_documents, max_chunks_per_document, instruction)
         return _convert.rerank_response(await self._call(self._stub.Rerank, request, timeout))
 
     async def classify(self, pairs: Iterable[tuple[str, str]], *, model: str = "", raw_scores: bool = False,
-                       truncate: bool | None = None, timeout: float | None = None) -> types.ClassifyResponse:
-        request = _convert.classify_request(pairs, model, raw_scores, truncate)
+                       truncate: bool | None = None, timeout: float | None = None,
+                      instruction: str = "") -> types.ClassifyResponse:
+        request = _convert.classify_request(pairs, model, raw_scores, truncate, instruction)
         return _convert.classify_response(await self._call(self._stub.Classify, request, timeout))
 
     async def list_models(self, *, timeout: float | None = None) -> list[types.ModelInfo]:

@@ -48,18 +48,20 @@ class CrossEncoderClient:
 
     def rerank(self, query: str, documents: Sequence[str], *, model: str = "", top_n: int = 0,
                return_documents: bool = False, raw_scores: bool = False, truncate: bool | None = None,
-               chunk_long_documents: bool = False, max_chunks_per_document: int = 0,
+               chunk_long_documents: bool = False, max_chunks_per_document: int = 0, instruction: str = "",
                timeout: float | None = None) -> types.RerankResponse:
         """Ranks `documents` against `query`, best first. `truncate=False` refuses over-long pairs;
-        `chunk_long_documents=True` scores long documents by their best chunk instead of their start."""
+        `chunk_long_documents=True` scores long documents by their best chunk instead of their start;
+        `instruction` replaces the model's own task instruction (models with an instruction slot only)."""
         request = _convert.rerank_request(query, documents, model, top_n, return_documents, raw_scores, truncate,
-                                          chunk_long_documents, max_chunks_per_document)
+                                          chunk_long_documents, max_chunks_per_document, instruction)
         return _convert.rerank_response(self._call(self._stub.Rerank, request, timeout))
 
     def classify(self, pairs: Iterable[tuple[str, str]], *, model: str = "", raw_scores: bool = False,
-                 truncate: bool | None = None, timeout: float | None = None) -> types.ClassifyResponse:
+                 truncate: bool | None = None, timeout: float | None = None,
+                instruction: str = "") -> types.ClassifyResponse:
         """Scores each (text, text_pair); one result per pair, in order."""
-        request = _convert.classify_request(pairs, model, raw_scores, truncate)
+        request = _convert.classify_request(pairs, model, raw_scores, truncate, instruction)
         return _convert.classify_response(self._call(self._stub.Classify, request, timeout))
 
     def list_models(self, *, timeout: float | None = None) -> list[types.ModelInfo]:

@@ -83,3 +83,4 @@ class ModelInfo:
     precision: str
     source: str
     is_default: bool
+    default_instruction: str = ""  # empty: the model takes no instruction

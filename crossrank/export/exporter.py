@@ -278,7 +278,7 @@ def export(options: ExportOptions) -> ExportReport:
         else _activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
         engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
-        max_batch_size=options.max_batch_size,
+        max_batch_size=options.max_batch_size, instruction=settings.framed.instruction if settings.framed else "",
     )
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
         work = Path(scratch)

@@ -146,8 +146,10 @@ class PairTokenizer:
     def settings(self) -> TokenizerSettings:
         return self._settings
 
-    def encode(self, texts: list[str], text_pairs: list[str]) -> PairBatch:
-        """Encodes pairs; truncation follows the model (longest first) and never fails."""
+    def encode(self, texts: list[str], text_pairs: list[str], instruction: str | None = None) -> PairBatch:
+        """Encodes pairs; truncation follows the model (longest first) and never fails. `instruction` fills the
+        instruction slot of a layout that has one in place of the model's own (ignored by the others: the
+        gateway refuses it for them)."""
         if len(texts) != len(text_pairs):
             raise ValueError("texts and text_pairs differ in length")
         if self._settings.prompt is not None:
@@ -155,7 +157,7 @@ class PairTokenizer:
         if self._settings.chat is not None:
             return self._encode_chat(texts, text_pairs, self._settings.chat)
         if self._settings.framed is not None:
-            return self._encode_framed(texts, text_pairs, self._settings.framed)
+            return self._encode_framed(texts, text_pairs, self._settings.framed, instruction)
         encoded = self._encode_once([*texts, *text_pairs])
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
@@ -252,13 +254,15 @@ class PairTokenizer:
             rows.append((ids, []))
         return PairBatch(self._pad(rows), num_tokens, document_end)
 
-    def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout) -> PairBatch:
+    def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout,
+                       instruction: str | None) -> PairBatch:
+        task = instruction or layout.instruction
         prefix = self._tokenizer.encode(layout.prefix, add_special_tokens=False).ids
         suffix = self._tokenizer.encode(layout.suffix, add_special_tokens=False).ids
         budget = max(0, self._settings.max_length - len(prefix) - len(suffix))
         head = layout.body.split("{document}")[0]  # what comes before the document, to place its characters
-        heads = [head.format(instruction=layout.instruction, query=t) for t in texts]
-        bodies = [layout.body.format(instruction=layout.instruction, query=t, document=p)
+        heads = [head.format(instruction=task, query=t) for t in texts]
+        bodies = [layout.body.format(instruction=task, query=t, document=p)
                   for t, p in zip(texts, text_pairs)]
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)

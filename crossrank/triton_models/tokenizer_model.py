@@ -31,6 +31,7 @@ from pair_tokenizer import PairTokenizer
 
 QUERY_PARAMETER = "crossrank_query"
 TRUNCATE_PARAMETER = "crossrank_truncate"
+INSTRUCTION_PARAMETER = "crossrank_instruction"
 INPUT_TOO_LONG_MARK = "crossrank-input-too-long"
 
 
@@ -60,7 +61,7 @@ class TritonPythonModel:
         text_pairs = _strings(request, "text_pair")
         query = parameters.get(QUERY_PARAMETER)
         texts = [str(query)] * len(text_pairs) if query is not None else _strings(request, "text")
-        batch = self._tokenizer.encode(texts, text_pairs)
+        batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None)
         if parameters.get(TRUNCATE_PARAMETER, True) is False:
             limit = self._tokenizer.settings.max_length
             over = np.flatnonzero(batch.num_tokens > limit)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from crossrank_client import CrossEncoderClient
+from crossrank_client import CrossEncoderClient, CrossrankClientError
 from sentence_transformers import CrossEncoder
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -179,7 +179,9 @@ def test_sentence_transformers_causal_reranker_scores_as_its_cross_encoder(
     assert list(model.labels) == (["1"] if QWEN3_MODELS[name][1] else ["yes"])
 
 
-def _qwen3_model_card_scores(directory: Path, pairs: list[tuple[str, str]], max_length: int) -> np.ndarray:
+def _qwen3_model_card_scores(directory: Path, pairs: list[tuple[str, str]], max_length: int,
+                             task: str = "Given a web search query, retrieve relevant passages that answer the query",
+                             ) -> np.ndarray:
     """Qwen3-Reranker's model-card code ("Usage with Transformers"): its prefix, `format_instruction`,
     `process_inputs` and `compute_logits` (softmax over the "no" and "yes" logits), one pair at a time."""
     tokenizer = AutoTokenizer.from_pretrained(directory, padding_side="left")
@@ -190,7 +192,6 @@ def _qwen3_model_card_scores(directory: Path, pairs: list[tuple[str, str]], max_
     suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
     prefix_tokens = tokenizer.encode(prefix, add_special_tokens=False)
     suffix_tokens = tokenizer.encode(suffix, add_special_tokens=False)
-    task = "Given a web search query, retrieve relevant passages that answer the query"
     scores = []
     for query, doc in pairs:
         text = f"<Instruct>: {task}\n<Query>: {query}\n<Document>: {doc}"
@@ -215,3 +216,29 @@ def test_raw_qwen3_reranker_scores_as_its_model_card(family_server: ServerProces
     expected = _qwen3_model_card_scores(family_dirs["qwen3_raw"], [(pairs[0][0], b) for _, b in pairs],
                                         QWEN3_MAX_LENGTH)
     assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
+
+
+def test_an_instruction_changes_scores_as_the_model_card_does(family_server: ServerProcess,
+                                                             family_dirs: dict[str, Path]) -> None:
+    pairs = pairs_with_long_documents(8, long_words=200)
+    task = "Given a question, find the passage that names a city"
+    reference = _qwen3_model_card_scores(family_dirs["qwen3_raw"], pairs, QWEN3_MAX_LENGTH, task)
+    default = _qwen3_model_card_scores(family_dirs["qwen3_raw"], pairs, QWEN3_MAX_LENGTH)
+    assert np.max(np.abs(reference - default)) > 1e-3  # the instruction matters to this model
+    with CrossEncoderClient(family_server.target) as client:
+        served = np.array([r.score for r in client.classify(pairs, model="qwen3_raw", instruction=task)])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model="qwen3_raw", instruction=task)
+        models = {m.name: m for m in client.list_models()}
+        with pytest.raises(CrossrankClientError) as unsupported:
+            client.rerank("q", ["d"], model="qwen3", instruction=task)
+        with pytest.raises(CrossrankClientError) as too_long:
+            client.rerank("q", ["d"], model="qwen3_raw", instruction="x" * 4097)
+    assert np.max(np.abs(served - reference)) <= TOLERANCE
+    expected = _qwen3_model_card_scores(family_dirs["qwen3_raw"], [(pairs[0][0], b) for _, b in pairs],
+                                        QWEN3_MAX_LENGTH, task)
+    assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
+    assert models["qwen3_raw"].default_instruction.startswith("Given a web search query")
+    assert models["qwen3"].default_instruction == ""
+    assert unsupported.value.reason == "INSTRUCTION_UNSUPPORTED"
+    assert [v.field for v in unsupported.value.field_violations] == ["instruction"]
+    assert too_long.value.reason == "TEXT_TOO_LONG"

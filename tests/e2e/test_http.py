@@ -79,3 +79,12 @@ def test_the_request_deadline_is_honoured(server: ServerProcess) -> None:
     assert (status, body["reason"]) == (400, "INVALID_FIELD")
     status, _ = _post(server, "/v1/rerank", {"query": "alpha", "documents": ["beta"], "timeout_s": 30})
     assert status == 200
+
+
+def test_the_same_rules_for_instructions_and_what_a_score_saw(server: ServerProcess) -> None:
+    status, body = _post(server, "/v1/rerank", {"query": "q", "documents": ["d"], "instruction": "find cities"})
+    assert status == 400 and body["reason"] == "INSTRUCTION_UNSUPPORTED"  # tiny-bert has no instruction slot
+    long_document = " ".join(["alpha"] * 200)
+    status, body = _post(server, "/v1/rerank", {"query": "q", "documents": ["short", long_document]})
+    seen = {r["index"]: r.get("scored_chars") for r in body["results"]}
+    assert status == 200 and seen[0] is None and 0 < seen[1] < len(long_document)

@@ -23,9 +23,9 @@ class RecordingBackend(FakeBackend):
         super().__init__()
         self.sent: list[str] = []
 
-    async def score(self, model, texts, text_pairs, timeout, truncate=True):  # type: ignore[no-untyped-def]
+    async def score(self, model, texts, text_pairs, timeout, truncate=True, instruction=""):  # type: ignore[no-untyped-def]
         self.sent.extend(text_pairs)
-        return await super().score(model, texts, text_pairs, timeout, truncate)
+        return await super().score(model, texts, text_pairs, timeout, truncate, instruction)
 
 
 def test_next_chunk_overlaps_the_last_quarter_and_begins_at_a_word() -> None:

@@ -200,10 +200,10 @@ async def test_a_model_unloaded_behind_the_gateways_back_is_unavailable_then_not
     await gone.refresh_models()
     real_score = backend.score
 
-    async def unloaded(model, texts, pairs, timeout, truncate=True):  # type: ignore[no-untyped-def]
+    async def unloaded(model, texts, pairs, timeout, truncate=True, instruction=""):  # type: ignore[no-untyped-def]
         if model.name == NLI.name:
             raise ModelGoneError(model.name)
-        return await real_score(model, texts, pairs, timeout, truncate)
+        return await real_score(model, texts, pairs, timeout, truncate, instruction)
 
     backend.score = unloaded  # type: ignore[method-assign]
     with pytest.raises(ModelGoneError) as gone_now:

@@ -133,6 +133,7 @@ class RerankRequest(_message.Message):
     TRUNCATION_FIELD_NUMBER: _builtins.int
     LONG_DOCUMENTS_FIELD_NUMBER: _builtins.int
     MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Served model name as ListModels reports it. Empty: the server's default
     model. An unknown name is NOT_FOUND.
@@ -158,6 +159,12 @@ class RerankRequest(_message.Message):
     one of them). 0: the server's default (8). Above the server's limit (64) or negative:
     INVALID_ARGUMENT.
     """
+    instruction: _builtins.str
+    """The task instruction, for models whose layout has an instruction slot
+    (ListModels: default_instruction is set; Qwen3-Reranker's <Instruct>).
+    Empty: the model's own. At most 4,096 characters. Set for a model
+    without a slot: INVALID_ARGUMENT (reason INSTRUCTION_UNSUPPORTED).
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Documents to rank. Required: at least one, at most the server's
@@ -177,10 +184,11 @@ class RerankRequest(_message.Message):
         truncation: Global___Truncation.ValueType = ...,
         long_documents: Global___LongDocuments.ValueType = ...,
         max_chunks_per_document: _builtins.int = ...,
+        instruction: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "long_documents", b"long_documents", "max_chunks_per_document", b"max_chunks_per_document", "model", b"model", "query", b"query", "raw_scores", b"raw_scores", "return_documents", b"return_documents", "top_n", b"top_n", "truncation", b"truncation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "instruction", b"instruction", "long_documents", b"long_documents", "max_chunks_per_document", b"max_chunks_per_document", "model", b"model", "query", b"query", "raw_scores", b"raw_scores", "return_documents", b"return_documents", "top_n", b"top_n", "truncation", b"truncation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -368,6 +376,7 @@ class ClassifyRequest(_message.Message):
     INPUTS_FIELD_NUMBER: _builtins.int
     RAW_SCORES_FIELD_NUMBER: _builtins.int
     TRUNCATION_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Served model name. Empty: the server's default model. Unknown: NOT_FOUND."""
     raw_scores: _builtins.bool
@@ -376,6 +385,8 @@ class ClassifyRequest(_message.Message):
     """
     truncation: Global___Truncation.ValueType
     """Over-long pairs: see Truncation. Default: truncate longest first."""
+    instruction: _builtins.str
+    """The task instruction: as RerankRequest.instruction."""
     @_builtins.property
     def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___PairInput]:
         """Pairs to classify. Required: at least one, at most the configured
@@ -389,10 +400,11 @@ class ClassifyRequest(_message.Message):
         inputs: _abc.Iterable[Global___PairInput] | None = ...,
         raw_scores: _builtins.bool = ...,
         truncation: Global___Truncation.ValueType = ...,
+        instruction: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "model", b"model", "raw_scores", b"raw_scores", "truncation", b"truncation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "instruction", b"instruction", "model", b"model", "raw_scores", b"raw_scores", "truncation", b"truncation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -527,6 +539,7 @@ class ModelInfo(_message.Message):
     PRECISION_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    DEFAULT_INSTRUCTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name to put in a request's model field."""
     task: Global___Task.ValueType
@@ -541,6 +554,10 @@ class ModelInfo(_message.Message):
     """Where the model came from: a Hugging Face id or a local directory."""
     is_default: _builtins.bool
     """True for the model used when a request leaves model empty."""
+    default_instruction: _builtins.str
+    """The instruction the model uses when a request sets none; empty when the
+    model's layout has no instruction slot (requests may not set one).
+    """
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Label names in logit order."""
@@ -556,10 +573,11 @@ class ModelInfo(_message.Message):
         precision: _builtins.str = ...,
         source: _builtins.str = ...,
         is_default: _builtins.bool = ...,
+        default_instruction: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_instruction", b"default_instruction", "engine", b"engine", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,10 +45,11 @@ class ScoringBackend(Protocol):
         ...
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
         """Scores pairs; splits them into pieces the model accepts. `texts` as one string is the first text of
         every pair (a rerank query), sent once. With `truncate` false a pair over the model's max length raises
-        PairTooLongError before any inference; otherwise CrossrankError subclasses."""
+        PairTooLongError before any inference; otherwise CrossrankError subclasses. `instruction` replaces the
+        model's own in its instruction slot ("" = the model's own)."""
         ...
 
     async def close(self) -> None: ...

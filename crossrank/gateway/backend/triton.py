@@ -25,6 +25,7 @@ _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
 # The tokenizer model's parameters and its refusal of an over-long pair (triton_models/tokenizer_model.py).
 QUERY_PARAMETER = "crossrank_query"
 TRUNCATE_PARAMETER = "crossrank_truncate"
+INSTRUCTION_PARAMETER = "crossrank_instruction"
 _TOO_LONG = re.compile(r"crossrank-input-too-long pair=(\d+) tokens=(\d+)")
 _OUTPUTS = ("logits", "num_tokens", "document_end")
 
@@ -83,16 +84,16 @@ class TritonBackend:
             raise _translate(exc, "model discovery") from exc
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True) -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
         step = max(1, model.max_batch_size)
         results = await asyncio.gather(*(
             self._infer(model, texts if isinstance(texts, str) else texts[i:i + step], text_pairs[i:i + step],
-                        timeout, truncate, first=i)
+                        timeout, truncate, instruction, first=i)
             for i in range(0, len(text_pairs), step)))
         return ScoredPairs.concatenate(results)
 
     async def _infer(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                     timeout: float | None, truncate: bool, first: int) -> ScoredPairs:
+                     timeout: float | None, truncate: bool, instruction: str, first: int) -> ScoredPairs:
         """One piece of a request, whose pairs begin at the request's pair `first`."""
         parameters: dict[str, str | bool] = {}
         if isinstance(texts, str):
@@ -102,6 +103,8 @@ class TritonBackend:
             texts = [""] * len(text_pairs)
         if not truncate:
             parameters[TRUNCATE_PARAMETER] = False
+        if instruction:
+            parameters[INSTRUCTION_PARAMETER] = instruction
         inputs = [_bytes_input("text", texts), _bytes_input("text_pair", text_pairs)]
         outputs = [triton.InferRequestedOutput(n) for n in _OUTPUTS]
         try:

@@ -42,6 +42,7 @@ class RerankQuery:
     timeout: float | None = None
     chunk_long_documents: bool = False
     max_chunks_per_document: int = 0  # 0 = the server's default
+    instruction: str = ""  # "" = the model's own
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ClassifyQuery:
     raw_scores: bool = False
     truncate: bool = True
     timeout: float | None = None
+    instruction: str = ""  # "" = the model's own
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,12 @@ class CrossEncoderCore:
         if model.task is not Task.RERANK:
             raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
                                  "use Classify, or Rerank with a one-logit model")
+        validation.instruction(query.instruction, model.name, model.instruction, self._limits)
         started = time.perf_counter()
         # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
         # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
         scored = await self._score(model, query.query, list(query.documents), query.timeout,
-                                   query.truncate or query.chunk_long_documents, "documents[{}]")
+                                   query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction)
         usage = self._usage(model, scored)
         if query.chunk_long_documents:
             scored, extra = await self._best_chunks(model, query, scored, max_chunks)
@@ -178,7 +181,8 @@ class CrossEncoderCore:
                     jobs.append((i, begin, chunking.piece(query.documents[i], begin, end - start)))
             if not jobs:
                 break
-            extra = await self._score(model, query.query, [text for _, _, text in jobs], query.timeout)
+            extra = await self._score(model, query.query, [text for _, _, text in jobs], query.timeout,
+                                      instruction=query.instruction)
             pairs, tokens = pairs + len(jobs), tokens + self._usage(model, extra).tokens
             last = {}
             for (i, begin, _), row, end in zip(jobs, extra.logits, extra.document_end):
@@ -190,9 +194,10 @@ class CrossEncoderCore:
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
         model = await self.resolve(query.model)
+        validation.instruction(query.instruction, model.name, model.instruction, self._limits)
         started = time.perf_counter()
         scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout,
-                                   query.truncate, "inputs[{}]")
+                                   query.truncate, "inputs[{}]", query.instruction)
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)
         results = []
@@ -203,10 +208,11 @@ class CrossEncoderCore:
         return ClassifyOutcome(model.name, tuple(results), self._usage(model, scored), inference_ms)
 
     async def _score(self, model: ModelInfo, texts: str | list[str], text_pairs: list[str],
-                     timeout: float | None, truncate: bool = True, field_template: str = "") -> ScoredPairs:
+                     timeout: float | None, truncate: bool = True, field_template: str = "",
+                     instruction: str = "") -> ScoredPairs:
         started = time.perf_counter()
         try:
-            return await self._backend.score(model, texts, text_pairs, timeout, truncate)
+            return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction)
         except PairTooLongError as exc:  # refused by the tokenizer, before the encoder ran
             raise InvalidArgumentError(
                 f"pair {exc.index} has {exc.tokens} tokens, over the model's limit of {model.max_length}; "

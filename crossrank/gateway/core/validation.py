@@ -16,6 +16,7 @@ class Limits:
     max_text_chars: int = 262_144
     default_chunks_per_document: int = 8
     max_chunks_per_document: int = 64
+    max_instruction_chars: int = 4096
 
 
 def require_text(value: str, field_path: str, limits: Limits, reason_empty: str = "EMPTY_TEXT") -> None:
@@ -42,6 +43,18 @@ def chunks_per_document(requested: int, limits: Limits) -> int:
             f"max_chunks_per_document must be 0 (default {limits.default_chunks_per_document}) to "
             f"{limits.max_chunks_per_document}, got {requested}", "INVALID_CHUNK_LIMIT", "max_chunks_per_document")
     return requested or limits.default_chunks_per_document
+
+
+def instruction(value: str, model_name: str, model_instruction: str, limits: Limits) -> None:
+    """A request's instruction: only for a model with an instruction slot, and at most the limit's length."""
+    if not value:
+        return
+    if not model_instruction:
+        raise InvalidArgumentError(f"model {model_name!r} has no instruction slot; leave instruction empty",
+                                   "INSTRUCTION_UNSUPPORTED", "instruction")
+    if len(value) > limits.max_instruction_chars:
+        raise InvalidArgumentError(f"instruction has {len(value)} characters, over the limit of "
+                                   f"{limits.max_instruction_chars}", "TEXT_TOO_LONG", "instruction")
 
 
 def validate_rerank(query: str, documents: Sequence[str], top_n: int, limits: Limits) -> None:

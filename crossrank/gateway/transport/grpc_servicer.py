@@ -57,7 +57,7 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
             return_documents=request.return_documents, raw_scores=request.raw_scores,
             truncate=_flag(_TRUNCATE, request.truncation, "truncation"), timeout=_timeout(context),
             chunk_long_documents=_flag(_CHUNK, request.long_documents, "long_documents"),
-            max_chunks_per_document=request.max_chunks_per_document))
+            max_chunks_per_document=request.max_chunks_per_document, instruction=request.instruction))
         return pb.RerankResponse(
             model=outcome.model,
             results=[pb.RerankResult(index=r.index, score=r.score, document=r.document, scored_chars=r.scored_chars)
@@ -69,7 +69,7 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         outcome = await self._core.classify(ClassifyQuery(
             model=request.model, pairs=[(i.text, i.text_pair) for i in request.inputs],
             raw_scores=request.raw_scores, truncate=_flag(_TRUNCATE, request.truncation, "truncation"),
-            timeout=_timeout(context)))
+            timeout=_timeout(context), instruction=request.instruction))
         return pb.ClassifyResponse(
             model=outcome.model,
             results=[pb.ClassifyResult(label=r.label, score=r.score,
@@ -82,5 +82,6 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         models, default = await self._core.list_models()
         return pb.ListModelsResponse(models=[
             pb.ModelInfo(name=m.name, task=_TASKS[m.task], labels=list(m.labels), max_length=m.max_length,
-                         engine=m.engine, precision=m.precision, source=m.source, is_default=m.name == default)
+                         engine=m.engine, precision=m.precision, source=m.source, is_default=m.name == default,
+                         default_instruction=m.instruction)
             for m in models])

@@ -1,8 +1,8 @@
 """HTTP rerank endpoint in the Cohere / Jina / vLLM shape, for LangChain, LlamaIndex, Haystack and Open WebUI.
 
-`POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents}` (documents
-as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score, document?}],
-usage, meta}`. It runs every call through the same request pipeline as gRPC (API keys, admission,
+`POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents, raw_scores,
+instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
+relevance_score, document?, scored_chars?}], usage, meta}`. It runs every call through the same request pipeline as gRPC (API keys, admission,
 metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
 413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
 `limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
@@ -126,7 +126,8 @@ class HttpApi:
                     model=call.model, query=_field(body, "query", str, ""),
                     documents=_documents(body), top_n=_field(body, "top_n", int, 0),
                     return_documents=_field(body, "return_documents", bool, False),
-                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout)
+                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
+                    instruction=_field(body, "instruction", str, ""))
                 call.pairs = len(query.documents)
                 try:
                     outcome = await asyncio.wait_for(self._core.rerank(query), timeout)
