@@ -2,7 +2,8 @@
 
 `POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents, raw_scores,
 instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
-relevance_score, document?, scored_chars?}], usage, meta}`. It runs every call through the same request pipeline as gRPC (API keys, admission,
+relevance_score, document?, scored_chars?}], usage, meta}`.
+It runs every call through the same request pipeline as gRPC (API keys, admission,
 metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
 413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
 `limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
