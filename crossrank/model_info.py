@@ -27,6 +27,7 @@ class Activation(str, Enum):
     SIGMOID = "sigmoid"
     SOFTMAX = "softmax"
     IDENTITY = "identity"
+    TANH = "tanh"
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
         raise ExportError(f"{options.source}: the checkpoint lacks {', '.join(sorted(loading['missing_keys'])[:3])}"
                           " (its scoring head would be random): export a trained cross-encoder checkpoint")
     if not causal:
-        return _Loaded(tokenizer, model.eval())
+        return _Loaded(tokenizer, model.eval(), cross_encoder=_saved_cross_encoder(path, options))
     if layout == causal_layouts.QWEN3_RERANKER:
         tokens = tuple(tokenizer.convert_tokens_to_ids(t) for t in causal_layouts.QWEN3_TOKENS)
         if any(t is None or t == tokenizer.unk_token_id for t in tokens):
@@ -196,6 +196,24 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
         raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
                           "would be the score; name another with --score-token")
     return _Loaded(tokenizer, model.eval(), (int(ids[0]),))
+
+
+def _saved_cross_encoder(path: Path, options: ExportOptions) -> Any:
+    """sentence-transformers' CrossEncoder for a directory it saved (`config_sentence_transformers.json` says
+    CrossEncoder): its max length, default prompt and activation are the model's settings, and it is the
+    reference. None for a plain transformers checkpoint (scored as CrossEncoder scores those by default)."""
+    import json
+
+    try:
+        saved = json.loads((path / "config_sentence_transformers.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("model_type") != "CrossEncoder":
+        return None
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(path), device="cpu", trust_remote_code=options.trust_remote_code,
+                        max_length=options.max_length)
 
 
 def _load_cross_encoder(path: Path, options: ExportOptions, tokenizer: Any, config: Any) -> _Loaded:
@@ -418,6 +436,9 @@ def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
             prompt=PromptTemplate(bos_token_id=None if bos is None else int(bos),
                                   query_max_length=max_length * 3 // 4,
                                   prompt=options.prompt or DEFAULT_LLM_PROMPT))
+    encoder = loaded.cross_encoder
+    prefix = str(encoder.prompts.get(encoder.default_prompt_name, "")) if encoder is not None \
+        and encoder.default_prompt_name else ""
     # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
     # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
     # whatever the tokenizer gives.
@@ -427,7 +448,9 @@ def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
     input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names
                         and (opaque or n in parameters))
     return TokenizerSettings(
-        max_length=_max_length(tokenizer, model.config, options.max_length),
+        max_length=_max_length(tokenizer, model.config, options.max_length or (
+            int(encoder.max_length) if encoder is not None and encoder.max_length else None)),
+        text_prefix=prefix,
         pad_token_id=int(tokenizer.pad_token_id or 0),
         model_input_names=input_names,
         truncation_side=str(getattr(tokenizer, "truncation_side", "right")),

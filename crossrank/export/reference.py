@@ -102,11 +102,13 @@ def same_tokens_as(encoder: Any, pair_tokenizer: Any) -> None:
     long_text = " ".join(f"word{i % 97} text" for i in range(limit))
     pairs = [("what is the capital of france", "Paris is the capital of France."), ("q", long_text),
              (long_text, "a short document"), ("  spaced  query ", "line one\nline two ")]
-    features = encoder.preprocess(pairs)
+    prompt = encoder.prompts.get(encoder.default_prompt_name) if encoder.default_prompt_name else None
+    features = encoder.preprocess(pairs, prompt=prompt) if prompt else encoder.preprocess(pairs)
     ids, mask = features["input_ids"].tolist(), features["attention_mask"].tolist()
     ours = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
     for i, (row, kept) in enumerate(zip(ids, mask)):
         theirs = [t for t, m in zip(row, kept) if m]
         mine = [int(t) for t, m in zip(ours["input_ids"][i], ours["attention_mask"][i]) if m]
-        assert mine == theirs, (f"its pair layout could not be reproduced (pair {i}: {len(mine)} tokens here, "
-                                f"{len(theirs)} in sentence-transformers); export it with --layout naming another")
+        assert mine == theirs, (f"crossrank's tokenizer does not reproduce sentence-transformers' input ids (pair "
+                                f"{i}: {len(mine)} tokens here, {len(theirs)} there); for a causal LM, name its "
+                                "layout with --layout")

@@ -89,6 +89,8 @@ class TokenizerSettings:
     prompt: PromptTemplate | None = field(default=None)  # bge-reranker-v2-gemma's layout
     chat: ChatLayout | None = field(default=None)  # a sentence-transformers causal-LM reranker's layout
     framed: FramedLayout | None = field(default=None)  # Qwen3-Reranker's model-card layout
+    # Prepended to each pair's first text: a sentence-transformers CrossEncoder's default prompt
+    text_prefix: str = ""
 
     @classmethod
     def load(cls, path: Path) -> TokenizerSettings:
@@ -158,6 +160,8 @@ class PairTokenizer:
             return self._encode_chat(texts, text_pairs, self._settings.chat)
         if self._settings.framed is not None:
             return self._encode_framed(texts, text_pairs, self._settings.framed, instruction)
+        if self._settings.text_prefix:  # as sentence-transformers applies a prompt: before the first text
+            texts = [self._settings.text_prefix + t for t in texts]
         encoded = self._encode_once([*texts, *text_pairs])
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)

@@ -53,6 +53,12 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (_, tokens) in QWEN3_MODELS.items():
         dirs[name] = tiny_qwen3_reranker(root / name, true_false=tokens)
     dirs["qwen3_raw"] = tiny_qwen3_reranker(root / "qwen3_raw", chat_template=None)
+    # A sequence classifier saved by sentence-transformers with its own settings: a default prompt, a
+    # non-default activation (tanh) and a max length of its own.
+    CrossEncoder(str(tiny_bert(root / "prompted-hf", seed=9)), device="cpu", prompts={"query": "query: "},
+                 default_prompt_name="query", activation_fn=torch.nn.Tanh(), max_length=40).save(
+        str(root / "st_prompted"))
+    dirs["st_prompted"] = root / "st_prompted"
     return dirs
 
 
@@ -242,3 +248,18 @@ def test_an_instruction_changes_scores_as_the_model_card_does(family_server: Ser
     assert unsupported.value.reason == "INSTRUCTION_UNSUPPORTED"
     assert [v.field for v in unsupported.value.field_violations] == ["instruction"]
     assert too_long.value.reason == "TEXT_TOO_LONG"
+
+
+def test_sentence_transformers_settings_of_a_saved_cross_encoder(family_server: ServerProcess,
+                                                                family_dirs: dict[str, Path]) -> None:
+    # Its default prompt goes before each query, its max length (40) cuts pairs, its activation is tanh.
+    encoder = CrossEncoder(str(family_dirs["st_prompted"]), device="cpu")
+    pairs = pairs_with_long_documents(20, long_words=100)
+    with CrossEncoderClient(family_server.target) as client:
+        served = np.array([r.score for r in client.classify(pairs, model="st_prompted")])
+        raw = np.array([r.score for r in client.classify(pairs, model="st_prompted", raw_scores=True)])
+        model = {m.name: m for m in client.list_models()}["st_prompted"]
+    np.testing.assert_allclose(served, encoder.predict(pairs), atol=TOLERANCE)
+    np.testing.assert_allclose(raw, encoder.predict(pairs, activation_fn=torch.nn.Identity()), atol=TOLERANCE)
+    assert np.max(np.abs(raw - encoder.predict(pairs, prompt="", activation_fn=torch.nn.Identity()))) > 1e-5
+    assert model.max_length == 40

@@ -21,4 +21,6 @@ def apply(activation: Activation, logits: np.ndarray) -> np.ndarray:
     if activation is Activation.SOFTMAX:
         shifted = np.exp(x - x.max(axis=-1, keepdims=True))
         return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+    if activation is Activation.TANH:
+        return np.tanh(x).astype(np.float32)
     return x
