@@ -85,18 +85,25 @@ def _quantize_int8(path: Path) -> Path:
     CPU's VNNI instructions where it has them."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from crossrank.export.onnx_export import consolidate_external_data, onnx_files
+
     target = path.with_name("model.int8.onnx")
+    external = len(onnx_files(path)) > 1
     # The quantizer logs a line per tensor on the root logger; export's own lines say what matters.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)
     try:
         quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+                         op_types_to_quantize=["MatMul"], use_external_data_format=external)
     finally:
         root.setLevel(level)
+    for source in onnx_files(path):  # the fp32 graph and its weights
+        source.unlink()
     final = path.with_name("model.onnx")
     target.replace(final)
+    if external:
+        consolidate_external_data(final)
     return final
 
 

@@ -15,6 +15,7 @@ from crossrank.export.encoder_build import (
     onnx_file,
     threads_parameter,
 )
+from crossrank.export.onnx_export import onnx_files
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
@@ -34,7 +35,8 @@ class OnnxPythonEngine:
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "encoder_model.py", "onnx_encoder.py", "ragged_batching.py", "host_cpu.py")
-            shutil.copy2(onnx_path, target / "model.onnx")
+            for source in onnx_files(onnx_path):  # the graph, and its weights when they are external
+                shutil.copy2(source, target / source.name)
 
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",

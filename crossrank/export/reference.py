@@ -21,6 +21,32 @@ from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 10.0
+# Bytes of attention scores one reference batch may hold (eager attention: batch x heads x length^2 x 4): an
+# 8,192-token model scored 64 pairs at once asks for tens of GB; sorted, bounded batches ask for one.
+ATTENTION_BUDGET = 1 << 30
+MAX_BATCH = 32
+
+
+def memory_bounded_batches(lengths: Sequence[int], heads: int, budget: int = ATTENTION_BUDGET,
+                           max_batch: int = MAX_BATCH) -> list[list[int]]:
+    """Indices of pairs grouped shortest first, each group's padded attention within `budget` (a pair alone
+    may exceed it: it is scored on its own)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
+        longest = lengths[i]  # ascending: the newest is the group's longest
+        if current and (len(current) + 1 > max_batch or (len(current) + 1) * heads * longest * longest * 4 > budget):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _heads(model: Any) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "num_attention_heads", 0) or 16)
 
 
 def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pairs: Sequence[tuple[str, str]],
@@ -33,9 +59,20 @@ def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pa
             assert tokens is not None and len(tokens) == 2
             return _framed_logits(tokenizer, model, settings, pairs, tokens)
         if settings.prompt is None:
-            features = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True,
-                                 truncation="longest_first", max_length=settings.max_length, return_tensors="pt")
-            return model(**features).logits.float().numpy()
+            lengths = [len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs],
+                                                      truncation="longest_first",
+                                                      max_length=settings.max_length)["input_ids"]]
+            out: np.ndarray | None = None
+            for batch in memory_bounded_batches(lengths, _heads(model)):
+                features = tokenizer([pairs[i][0] for i in batch], [pairs[i][1] for i in batch], padding=True,
+                                     truncation="longest_first", max_length=settings.max_length,
+                                     return_tensors="pt")
+                logits = model(**features).logits.float().numpy()
+                if out is None:
+                    out = np.empty((len(pairs), logits.shape[1]), dtype=np.float32)
+                out[batch] = logits
+            assert out is not None
+            return out
         assert tokens is not None
         rows: list[float] = []
         last_report = time.monotonic()
@@ -86,13 +123,23 @@ def prompt_input_ids(tokenizer: Any, settings: TokenizerSettings, query: str, pa
     return list(item["input_ids"]) + separator + prompt
 
 
-def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
-    """sentence-transformers' `CrossEncoder.predict` without its activation: logits [n, 1]."""
+def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """sentence-transformers' `CrossEncoder.predict` without its activation: logits [n, labels], in batches
+    bounded by memory (lengths estimated by the tokenizer on the bare pair, capped at the max length)."""
     import torch
 
-    scores = encoder.predict(list(pairs), activation_fn=torch.nn.Identity(), batch_size=batch_size,
-                             convert_to_numpy=True, show_progress_bar=False)
-    return np.asarray(scores, dtype=np.float32).reshape(len(pairs), -1)
+    tokenizer, limit = encoder.tokenizer, int(encoder.max_length)
+    lengths = [min(limit, len(ids)) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]]
+    out: np.ndarray | None = None
+    for batch in memory_bounded_batches(lengths, _heads(encoder[0].model)):
+        scores = encoder.predict([pairs[i] for i in batch], activation_fn=torch.nn.Identity(),
+                                 batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
+        rows = np.asarray(scores, dtype=np.float32).reshape(len(batch), -1)
+        if out is None:
+            out = np.empty((len(pairs), rows.shape[1]), dtype=np.float32)
+        out[batch] = rows
+    assert out is not None
+    return out
 
 
 def same_tokens_as(encoder: Any, pair_tokenizer: Any) -> None:
