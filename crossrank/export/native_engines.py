@@ -23,7 +23,6 @@ from typing import Any
 from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.export.encoder_build import BuiltEncoder, default_threads, onnx_file
-from crossrank.export.onnx_export import onnx_files
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
@@ -68,6 +67,8 @@ def _cpu_check(onnx_path: Path, settings: TokenizerSettings, threads: int) -> An
 def _copy_onnx(onnx_path: Path) -> Any:
     def write_files(target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
+        from crossrank.export.onnx_export import onnx_files  # imports torch: only when writing
+
         for source in onnx_files(onnx_path):  # the graph, and its weights when they are external
             shutil.copy2(source, target / source.name)
 

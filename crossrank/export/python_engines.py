@@ -15,7 +15,6 @@ from crossrank.export.encoder_build import (
     onnx_file,
     threads_parameter,
 )
-from crossrank.export.onnx_export import onnx_files
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
@@ -34,6 +33,8 @@ class OnnxPythonEngine:
                               padding_side=settings.padding_side)
 
         def write_files(target: Path) -> None:
+            from crossrank.export.onnx_export import onnx_files  # imports torch: only when writing
+
             copy_triton_module(target, "encoder_model.py", "onnx_encoder.py", "ragged_batching.py", "host_cpu.py")
             for source in onnx_files(onnx_path):  # the graph, and its weights when they are external
                 shutil.copy2(source, target / source.name)

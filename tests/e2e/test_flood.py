@@ -9,6 +9,8 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,6 +22,19 @@ pytestmark = pytest.mark.e2e
 
 GATEWAY_LIMIT_MIB = 512  # the gateway container's memory limit (docker/k8s/base/deployment.yaml)
 MAX_TEXT_CHARS = 262_144  # limits.max_text_chars, the default
+
+
+@pytest.fixture(scope="module")
+def fresh_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A gateway of its own, as a new pod starts: the session's shared server has served every other test,
+    and the memory its allocator kept from them would say nothing about a flood."""
+    process = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+                            log=tmp_path_factory.mktemp("flood-logs") / "serve.log")
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        process.terminate()
 
 
 class _PeakRss:
@@ -67,27 +82,27 @@ def _report(name: str, outcomes: Counter[str], rss: _PeakRss, seconds: float) ->
           f"peak {rss.peak:.0f} MiB (limit {GATEWAY_LIMIT_MIB} MiB)")
 
 
-def test_long_queries_with_hundreds_of_documents_are_served_in_bounded_memory(server: ServerProcess) -> None:
+def test_long_queries_with_hundreds_of_documents_are_served_in_bounded_memory(fresh_server: ServerProcess) -> None:
     # The flood that once took the gateway to 3 GB: a query near the character limit, 300 documents, 16 at
     # once. The query is sent to Triton once per request, not once per document.
     query = ("what is the capital city of france " * 8000)[:MAX_TEXT_CHARS - 1]
     documents = [f"passage {i}: " + "alpha beta gamma " * 40 for i in range(300)]
     started = time.monotonic()
-    with _PeakRss(server.process.pid) as rss:
-        outcomes = asyncio.run(_flood(server.target, query, documents, clients=16, each=2))
+    with _PeakRss(fresh_server.process.pid) as rss:
+        outcomes = asyncio.run(_flood(fresh_server.target, query, documents, clients=16, each=2))
     _report("16 clients x 2, 262k-char query x 300 documents", outcomes, rss, time.monotonic() - started)
     assert set(outcomes) <= {"OK", f"{grpc.StatusCode.RESOURCE_EXHAUSTED.name}/OVERLOADED"}
     assert outcomes["OK"] >= 1
     assert rss.peak < GATEWAY_LIMIT_MIB * 0.75
 
 
-def test_large_requests_beyond_the_byte_budget_are_refused(server: ServerProcess) -> None:
+def test_large_requests_beyond_the_byte_budget_are_refused(fresh_server: ServerProcess) -> None:
     # 24 clients at once, each request 4 MiB (16 documents at the character limit): six times the bytes the
     # gateway admits at once (limits.max_inflight_bytes, 16 MiB by default). The excess is refused at once.
     documents = [("delta epsilon " * 20000)[:MAX_TEXT_CHARS] for _ in range(16)]
     started = time.monotonic()
-    with _PeakRss(server.process.pid) as rss:
-        outcomes = asyncio.run(_flood(server.target, "epsilon", documents, clients=24, each=1))
+    with _PeakRss(fresh_server.process.pid) as rss:
+        outcomes = asyncio.run(_flood(fresh_server.target, "epsilon", documents, clients=24, each=1))
     _report("24 clients x 1, 16 documents x 262k chars", outcomes, rss, time.monotonic() - started)
     assert set(outcomes) <= {"OK", f"{grpc.StatusCode.RESOURCE_EXHAUSTED.name}/OVERLOADED"}
     assert outcomes["OK"] >= 1 and outcomes[f"{grpc.StatusCode.RESOURCE_EXHAUSTED.name}/OVERLOADED"] >= 1

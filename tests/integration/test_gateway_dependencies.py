@@ -38,3 +38,13 @@ def test_gateway_runs_without_torch_transformers_tokenizers_or_onnxruntime() -> 
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "gateway ran and stopped" in out.stdout
+
+
+def test_the_embedded_serve_path_loads_torch_only_to_export() -> None:
+    # `crossrank serve` reads and reuses exports through model_setup; torch (about 180 MiB of the gateway's
+    # memory) is imported only when a model has to be exported.
+    probe = ("import sys; import crossrank.cli, crossrank.embedded_triton.model_setup, crossrank.export.engines; "
+             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
