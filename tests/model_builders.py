@@ -259,7 +259,7 @@ QWEN3_RERANKER_TEMPLATE = (
 
 
 def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERANKER_TEMPLATE,
-                        true_false: tuple[str, str] | None = None) -> Path:
+                        true_false: tuple[str, str] | None = None, hidden: int = 32, layers: int = 2) -> Path:
     """A 2-layer random Qwen3 causal LM with a byte-level BPE tokenizer trained here: the shape of
     Qwen3-Reranker as sentence-transformers loads it (a chat template with `query` and `document` roles, "yes"
     and "no" in the vocabulary). `true_false` saves it through sentence-transformers with a LogitScore on those
@@ -280,8 +280,9 @@ def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERAN
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    chat_template=chat_template, model_max_length=131072)
     torch.manual_seed(17)
-    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
+                         max_position_embeddings=4096,
                          tie_word_embeddings=True, pad_token_id=0)
     model = Qwen3ForCausalLM(config).eval()
     if true_false is None:

@@ -23,7 +23,7 @@ from crossrank.embedded_triton.model_setup import exported_models
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
 from crossrank.triton_models.host_cpu import BF16_FLAGS, INT8_FLAGS, cpu_flags, has_bf16
-from crossrank_bench import infinity, measure, report, workload
+from crossrank_bench import infinity, measure, prefix_reuse, report, workload
 from crossrank_bench.systems import (
     OnnxRuntimeSystem,
     SentenceTransformersSystem,
@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(args.repository)
     logger.info("all systems, %d round(s)", repeat)
     results, extra = asyncio.run(_measure_all(args, model_dir, specs, repeat, served_as))
+    logger.info("shared-prefix reuse (tiny causal reranker, in-process torch-python encoder)")
+    extra["prefix_reuse"] = prefix_reuse.measure(args.cache, rounds=repeat)
     summary: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "machine": {"cpus": len(os.sched_getaffinity(0)), "cpu_model": _cpu_model(),

@@ -36,6 +36,7 @@ def _encoder(engine: str, directory: Path, params: dict[str, str], instances: in
                             precision=params.get("precision", "fp32"), threads=threads,
                             trust_remote_code=params.get("trust_remote_code") == "true",
                             score_tokens=parse_tokens(params["score_tokens"]) if params.get("score_tokens") else None,
+                            prefix_reuse=params.get("prefix_reuse", "true") == "true",
                             **common)
     from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 

@@ -2,7 +2,8 @@
 where the architecture has it, or the CPU (fp32, or bf16 where the CPU has it).
 
 Runs inside the `<name>_encoder` Triton model and in tests; requests are merged and re-padded by
-`ragged_batching.py` beside it.
+`ragged_batching.py` beside it. A causal-LM reranker's request whose pairs share a prefix (system text,
+instruction, query) runs that prefix once and reuses its key/value cache (`causal_lm_score.py`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 try:  # inside Triton the sibling modules are imported flat; in the package, relatively
-    from causal_lm_score import load_scorer
+    from causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
     from host_cpu import cpu_flags, has_bf16
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 except ImportError:
-    from crossrank.triton_models.causal_lm_score import load_scorer
+    from crossrank.triton_models.causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
     from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 
@@ -42,7 +43,7 @@ class TorchEncoder:
     def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
                  tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False,
-                 score_tokens: tuple[int, ...] | None = None) -> None:
+                 score_tokens: tuple[int, ...] | None = None, prefix_reuse: bool = True) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
@@ -66,6 +67,8 @@ class TorchEncoder:
         self._input_names = list(input_names)
         width = tokens_per_batch or (GPU_TOKENS_PER_BATCH if self.device == "cuda" else DEFAULT_TOKENS_PER_BATCH)
         self._batcher = RaggedBatcher(self._input_names, pad_token_id, padding_side, width)
+        # Right padding is what the shared-prefix path reads (each row's real tokens from position 0).
+        self._prefix_reuse = prefix_reuse and isinstance(self._model, TokenLogitScorer) and padding_side == "right"
 
     @property
     def input_names(self) -> list[str]:
@@ -85,4 +88,18 @@ class TorchEncoder:
 
     def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""
-        return self._batcher.score(requests, self._run)
+        if not self._prefix_reuse:
+            return self._batcher.score(requests, self._run)
+        results: list[np.ndarray | None] = [self._score_shared(r) for r in requests]
+        rest = [i for i, r in enumerate(results) if r is None]
+        if rest:  # requests without a long shared prefix: merged and re-padded as usual
+            for i, logits in zip(rest, self._batcher.score([requests[i] for i in rest], self._run)):
+                results[i] = logits
+        return [r for r in results if r is not None]
+
+    def _score_shared(self, request: dict[str, np.ndarray]) -> np.ndarray | None:
+        ids = torch.from_numpy(request["input_ids"]).to(self.device)
+        mask = torch.from_numpy(request["attention_mask"]).to(self.device)
+        with torch.inference_mode():
+            scores = score_shared_prefix(self._model, ids, mask, self._batcher.tokens_per_batch)
+        return None if scores is None else scores.cpu().numpy()

@@ -63,3 +63,32 @@ def test_a_template_that_changes_the_texts_is_not_a_pair_layout(tmp_path: Path) 
     assert causal_layouts.chat_layout(tokenizer) is None
     with pytest.raises(causal_layouts.LayoutError, match="--layout"):
         causal_layouts.determine("auto", "qwen3", tokenizer, "q")
+
+
+def test_a_shared_prefix_runs_once_with_the_scores_of_the_full_computation(tmp_path: Path) -> None:
+    from crossrank.triton_models.causal_lm_score import load_scorer, score_shared_prefix, shared_prefix
+    from crossrank.triton_models.torch_encoder import TorchEncoder
+
+    directory = tiny_qwen3_reranker(tmp_path / "raw", chat_template=None)
+    report = export(ExportOptions(source=str(directory), name="r", repository=tmp_path / "repo",
+                                  engine="torch-python", max_length=MAX_LENGTH, layout="qwen3-reranker"))
+    assert report.max_abs_diff <= 1e-4
+    tokenizer = PairTokenizer.from_directory(tmp_path / "repo" / "r_tokenizer" / "1")
+    hf = str(tmp_path / "repo" / "r_encoder" / "1" / "hf")
+    tokens = tuple(AutoTokenizer.from_pretrained(directory).convert_tokens_to_ids(["yes", "no"]))
+    query = "which river runs through the capital of france"
+    documents = [b for _, b in pairs_with_long_documents(40, long_words=150)]  # some cut to the window
+    batch = tokenizer.encode([query] * len(documents), documents)
+    ids, mask = (torch.from_numpy(batch.tensors[n]) for n in ("input_ids", "attention_mask"))
+    assert shared_prefix(ids, mask.sum(dim=1)) >= 64  # system text, instruction and query
+    scorer = load_scorer(hf, tokens).eval()
+    with torch.inference_mode():
+        full = scorer(ids, mask).numpy()
+        reused = score_shared_prefix(scorer, ids, mask, tokens_per_batch=512)
+    assert reused is not None and np.max(np.abs(reused.numpy() - full)) <= 1e-4
+    # Through the engine's encoder, with reuse and without, requests of both kinds at once.
+    others = tokenizer.encode(["a single pair"], documents[:1])  # nothing to share: the usual batched path
+    on, off = (TorchEncoder(hf, ["input_ids", "attention_mask"], score_tokens=tokens, prefix_reuse=flag)
+               for flag in (True, False))
+    for got, expected in zip(on.score([batch.tensors, others.tensors]), off.score([batch.tensors, others.tensors])):
+        assert got.shape == expected.shape and np.max(np.abs(got - expected)) <= 1e-4
