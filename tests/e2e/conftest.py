@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crossrank.export.exporter import ExportOptions, export
-from tests.e2e.server_process import ServerProcess
+from tests.e2e.server_process import ServerProcess, serving
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,5 @@ def repository(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path, ti
 
 @pytest.fixture(scope="session")
 def server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
-                            log=tmp_path_factory.mktemp("logs") / "serve.log")
-    try:
-        process.wait_serving()
+    with serving(repository, tmp_path_factory.mktemp("logs") / "serve.log") as process:
         yield process
-    finally:
-        process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -117,3 +119,14 @@ class ServerProcess:
             raise
         finally:
             self._log.close()
+
+
+@contextlib.contextmanager
+def serving(repository: Path, log: Path) -> Iterator[ServerProcess]:
+    """`crossrank serve` on `repository` (default model tiny-bert), SERVING for the block, stopped after it."""
+    process = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"], log=log)
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        process.terminate()

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from crossrank_client import AsyncCrossEncoderClient, CrossrankClientError
 
-from tests.e2e.server_process import ServerProcess, rss_mib
+from tests.e2e.server_process import ServerProcess, rss_mib, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +28,8 @@ MAX_TEXT_CHARS = 262_144  # limits.max_text_chars, the default
 def fresh_server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A gateway of its own, as a new pod starts: the session's shared server has served every other test,
     and the memory its allocator kept from them would say nothing about a flood."""
-    process = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
-                            log=tmp_path_factory.mktemp("flood-logs") / "serve.log")
-    try:
-        process.wait_serving()
+    with serving(repository, tmp_path_factory.mktemp("flood-logs") / "serve.log") as process:
         yield process
-    finally:
-        process.terminate()
 
 
 class _PeakRss:
