@@ -166,7 +166,7 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
         except causal_layouts.LayoutError as exc:
             raise ExportError(str(exc)) from exc
         if layout == causal_layouts.SENTENCE_TRANSFORMERS:
-            return _load_cross_encoder(path, options, tokenizer, config)
+            return _load_cross_encoder(path, options, config)
     if architectures and not causal and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ExportError(f"{options.source}: a {architectures[0]}, not a cross-encoder (sequence "
                           "classification) or causal-LM reranker: it has no trained scoring head. Export a "
@@ -216,7 +216,7 @@ def _saved_cross_encoder(path: Path, options: ExportOptions) -> Any:
                         max_length=options.max_length)
 
 
-def _load_cross_encoder(path: Path, options: ExportOptions, tokenizer: Any, config: Any) -> _Loaded:
+def _load_cross_encoder(path: Path, options: ExportOptions, config: Any) -> _Loaded:
     """A causal-LM reranker as sentence-transformers' CrossEncoder loads it (its model, its LogitScore tokens,
     its max length); the CrossEncoder itself is the reference."""
     from sentence_transformers import CrossEncoder

@@ -138,6 +138,9 @@ class PairTokenizer:
             self._separator = tokenizer.encode(template.separator, add_special_tokens=False).ids
             self._prompt = tokenizer.encode(template.prompt, add_special_tokens=False).ids
             self._bos = [] if template.bos_token_id is None else [template.bos_token_id]
+        if settings.framed is not None:  # the frame's fixed parts, tokenized once rather than per request
+            self._frame = (tokenizer.encode(settings.framed.prefix, add_special_tokens=False).ids,
+                           tokenizer.encode(settings.framed.suffix, add_special_tokens=False).ids)
 
     @classmethod
     def from_directory(cls, directory: Path) -> PairTokenizer:
@@ -261,8 +264,7 @@ class PairTokenizer:
     def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout,
                        instruction: str | None) -> PairBatch:
         task = instruction or layout.instruction
-        prefix = self._tokenizer.encode(layout.prefix, add_special_tokens=False).ids
-        suffix = self._tokenizer.encode(layout.suffix, add_special_tokens=False).ids
+        prefix, suffix = self._frame
         budget = max(0, self._settings.max_length - len(prefix) - len(suffix))
         head = layout.body.split("{document}")[0]  # what comes before the document, to place its characters
         heads = [head.format(instruction=task, query=t) for t in texts]
