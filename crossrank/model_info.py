@@ -43,8 +43,10 @@ class ModelInfo:
     precision: str
     source: str
     max_batch_size: int
-    # The instruction of a layout with an instruction slot (Qwen3-Reranker's); "" = no slot.
+    # The default instruction of a layout with an instruction slot (Qwen3-Reranker's), "" for none.
     instruction: str = ""
+    # Whether a request may set an instruction: the layout has a slot (mxbai-rerank-v2's has no default).
+    accepts_instruction: bool = False
 
     def to_parameters(self) -> dict[str, str]:
         """Serializes into Triton config parameters (string values only)."""
@@ -57,6 +59,7 @@ class ModelInfo:
             f"{PARAMETER_PREFIX}precision": self.precision,
             f"{PARAMETER_PREFIX}source": self.source,
             f"{PARAMETER_PREFIX}instruction": self.instruction,
+            f"{PARAMETER_PREFIX}accepts_instruction": "true" if self.accepts_instruction else "false",
         }
 
     @classmethod
@@ -76,4 +79,6 @@ class ModelInfo:
             source=get.get("source", ""),
             max_batch_size=max_batch_size,
             instruction=get.get("instruction", ""),
+            # exports from before the flag: a slot always had a default instruction
+            accepts_instruction=get.get("accepts_instruction") == "true" or bool(get.get("instruction")),
         )

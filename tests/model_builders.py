@@ -258,18 +258,11 @@ QWEN3_RERANKER_TEMPLATE = (
     "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
-def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERANKER_TEMPLATE,
-                        true_false: tuple[str, str] | None = None, hidden: int = 32, layers: int = 2) -> Path:
-    """A 2-layer random Qwen3 causal LM with a byte-level BPE tokenizer trained here: the shape of
-    Qwen3-Reranker as sentence-transformers loads it (a chat template with `query` and `document` roles, "yes"
-    and "no" in the vocabulary). `true_false` saves it through sentence-transformers with a LogitScore on those
-    tokens instead; `chat_template=None` leaves it without a template (a causal LM of unknown layout)."""
-    import torch
+def _qwen_tokenizer(chat_template: str | None):  # type: ignore[no-untyped-def]
+    """A byte-level BPE trained here with Qwen's chat special tokens ("yes", "no", "1", "0" are single tokens)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
-    if (directory / "config.json").exists():
-        return directory
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -277,10 +270,42 @@ def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERAN
     text = [*corpus(), QWEN3_RERANKER_TEMPLATE, "yes no 1 0 true false"]
     tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=500, special_tokens=special,
                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    chat_template=chat_template, model_max_length=131072)
+
+
+def tiny_mxbai_rerank_v2(directory: Path) -> Path:
+    """A 2-layer random Qwen2 causal LM with a byte-level BPE trained here, no chat template: the shape of a raw
+    mxbai-rerank-v2 checkpoint (scored by the "1" and "0" logits)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    if (directory / "config.json").exists():
+        return directory
+    fast = _qwen_tokenizer(None)
+    torch.manual_seed(23)
+    config = Qwen2Config(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                         tie_word_embeddings=True, pad_token_id=0)
+    Qwen2ForCausalLM(config).eval().save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory
+
+
+def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERANKER_TEMPLATE,
+                        true_false: tuple[str, str] | None = None, hidden: int = 32, layers: int = 2) -> Path:
+    """A 2-layer random Qwen3 causal LM with a byte-level BPE tokenizer trained here: the shape of
+    Qwen3-Reranker as sentence-transformers loads it (a chat template with `query` and `document` roles, "yes"
+    and "no" in the vocabulary). `true_false` saves it through sentence-transformers with a LogitScore on those
+    tokens instead; `chat_template=None` leaves it without a template (a causal LM of unknown layout)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    if (directory / "config.json").exists():
+        return directory
+    fast = _qwen_tokenizer(chat_template)
     torch.manual_seed(17)
-    config = Qwen3Config(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
+    config = Qwen3Config(vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
                          max_position_embeddings=4096,
                          tie_word_embeddings=True, pad_token_id=0)

@@ -9,8 +9,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions, free_port
+from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
 from crossrank.embedded_triton.model_setup import exported_models
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
@@ -71,26 +69,12 @@ def _best_ceiling(model_dir: Path, precision: str, specs: list[workload.RerankRe
     return system
 
 
-def _serve(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "WARNING", "--metrics-port", "-1",
-                                "--http-port", "-1", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, f"127.0.0.1:{port}"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(120)
-
-
 def cold_start(repository: Path) -> float:
-    process, target = _serve(["--repository", str(repository)])
+    process, target = measure.serve_gateway(["--repository", str(repository)])
     try:
         return measure.wait_serving(target, process, 300)
     finally:
-        _stop(process)
+        measure.stop(process)
 
 
 Call = Callable[[workload.RerankRequestSpec], Any]
@@ -160,8 +144,8 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         triton = EmbeddedTriton(TritonOptions(args.repository))
         url = await triton.start()
         stack.push_async_callback(triton.stop)
-        process, target = _serve(["--triton-url", url])
-        stack.callback(_stop, process)
+        process, target = measure.serve_gateway(["--triton-url", url])
+        stack.callback(measure.stop, process)
         await asyncio.to_thread(measure.wait_serving, target, process, 120)
         served = ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})")
         direct = TritonDirectSystem(url, MODEL)

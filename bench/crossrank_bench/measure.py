@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +32,23 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def serve_gateway(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`crossrank serve` with `args` on a free port (no HTTP, no metrics), and its gRPC target."""
+    from crossrank.embedded_triton.launcher import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "crossrank.cli", "serve", "--host", "127.0.0.1",
+                                "--port", str(port), "--log-level", "WARNING", "--metrics-port", "-1",
+                                "--http-port", "-1", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(120)
 
 
 def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float) -> float:

@@ -95,12 +95,18 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{shares['crossrank']:.3f} / {shares['batches_of_32_in_order']:.3f} |"
                 for scenario, shares in summary.get("padding_fraction", {}).items()),
               "", f"Infinity: {summary['infinity']}"]
-    for name, reuse in (summary.get("prefix_reuse") or {}).items():
+    prefix = summary.get("prefix_reuse") or {}
+    for name, reuse in prefix.get("in_process", {}).items():
+        served = prefix.get("served", {}).get(name)
         lines.append(f"Shared-prefix reuse, {name} documents (small causal reranker, Qwen3-Reranker layout, "
                      f"{reuse['documents']} documents, prefix {reuse['prefix_tokens']} of "
-                     f"{reuse['pair_tokens_mean']:.0f} tokens a pair, in-process torch-python encoder): "
+                     f"{reuse['pair_tokens_mean']:.0f} tokens a pair): in-process torch-python encoder "
                      f"{reuse['pairs_per_s_reuse']:.0f} pairs/s with reuse, {reuse['pairs_per_s_full']:.0f} without: "
-                     f"{reuse['speedup']:.2f}x; scores differ by at most {reuse['max_score_difference']:.1e}.")
+                     f"{reuse['speedup']:.2f}x" + (
+                         f"; served (gateway and Triton, one request at a time) {served['pairs_per_s_reuse']:.0f} "
+                         f"/ {served['pairs_per_s_full']:.0f}: {served['speedup']:.2f}x" if served else "")
+                     + f"; scores differ by at most "
+                       f"{max(r['max_score_difference'] for r in (reuse, served or reuse)):.1e}.")
     if "infinity_max_abs_diff_to_sentence_transformers" in summary:
         lines.append(f"Infinity's raw scores differ from sentence-transformers' by at most "
                      f"{summary['infinity_max_abs_diff_to_sentence_transformers']:.1e} (same model), RSS "

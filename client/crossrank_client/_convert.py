@@ -59,5 +59,6 @@ def classify_response(response: pb.ClassifyResponse) -> types.ClassifyResponse:
 def models_response(response: pb.ListModelsResponse) -> list[types.ModelInfo]:
     return [types.ModelInfo(name=m.name, task=_TASKS.get(m.task, "unspecified"), labels=list(m.labels),
                             max_length=m.max_length, engine=m.engine, precision=m.precision, source=m.source,
-                            is_default=m.is_default, default_instruction=m.default_instruction)
+                            is_default=m.is_default, default_instruction=m.default_instruction,
+                            accepts_instruction=m.accepts_instruction)
             for m in response.models]

@@ -83,4 +83,5 @@ class ModelInfo:
     precision: str
     source: str
     is_default: bool
-    default_instruction: str = ""  # empty: the model takes no instruction
+    default_instruction: str = ""  # empty: the model uses none unless a request sets one, or takes none
+    accepts_instruction: bool = False  # whether a request may set an instruction

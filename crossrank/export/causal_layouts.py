@@ -11,6 +11,10 @@
   looks like any Qwen3 causal LM, so this layout is only ever named, never told.
 - `bge-gemma`: BAAI bge-reranker-v2-gemma's model card (`A: query`, `B: passage`, its prompt, the "Yes" logit);
   told from a Gemma checkpoint whose chat template has no such roles.
+- `mxbai-rerank-v2`: mixedbread's published scoring code (`mxbai_rerank/mxbai_rerank_v2.py`): a Qwen chat
+  prefix, `query: ...` and `document: ...` lines (an optional `instruction: ...` line before the query), its
+  task prompt and the assistant suffix; the query cut to 3/4 of the max length, then only the document; the
+  score the "1" logit minus the "0" one. A Qwen2 causal LM like any other, so only ever named.
 
 A causal checkpoint that is neither is refused with a message naming `--layout`, never scored by a guess.
 """
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from crossrank.triton_models.pair_tokenizer import ChatLayout, FramedLayout
+from crossrank.triton_models.pair_tokenizer import ChatLayout, FramedLayout, PromptTemplate
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 BGE_GEMMA = "bge-gemma"
 QWEN3_RERANKER = "qwen3-reranker"
+MXBAI_RERANK_V2 = "mxbai-rerank-v2"
 AUTO = "auto"
-LAYOUTS = (AUTO, SENTENCE_TRANSFORMERS, QWEN3_RERANKER, BGE_GEMMA)
+LAYOUTS = (AUTO, SENTENCE_TRANSFORMERS, QWEN3_RERANKER, BGE_GEMMA, MXBAI_RERANK_V2)
 
 # Qwen3-Reranker's model card (Qwen/Qwen3-Reranker-0.6B, "Usage with Transformers"), verbatim.
 QWEN3_FRAME = FramedLayout(
@@ -36,6 +41,25 @@ QWEN3_FRAME = FramedLayout(
     instruction="Given a web search query, retrieve relevant passages that answer the query")
 QWEN3_MAX_LENGTH = 8192  # the model card's max_length, frame included
 QWEN3_TOKENS = ("yes", "no")
+# mixedbread-ai/mxbai-rerank, mxbai_rerank/mxbai_rerank_v2.py (`MxbaiRerankV2`), verbatim.
+MXBAI_TASK_PROMPT = (
+    "You are a search relevance expert who evaluates how well documents match search queries. For each "
+    "query-document pair, carefully analyze the semantic relationship between them, then provide your binary "
+    "relevance judgment (0 for not relevant, 1 for relevant).\nRelevance:")
+MXBAI_PREFIX = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                "<|im_start|>user\n")
+MXBAI_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n"
+MXBAI_MAX_LENGTH = 8192  # its default; lowered so that the max length and the template fit the tokenizer's
+MXBAI_TOKENS = ("1", "0")
+
+
+def mxbai_template(max_length: int) -> PromptTemplate:
+    """mxbai-rerank-v2's layout for pairs of at most `max_length` tokens (the template on top)."""
+    return PromptTemplate(bos_token_id=None, query_max_length=max_length * 3 // 4, query_prefix="query: ",
+                          document_prefix="document: ", separator="\n", prompt=MXBAI_TASK_PROMPT, prefix=MXBAI_PREFIX,
+                          suffix=MXBAI_SUFFIX, instruction_format="instruction: {instruction}\n")
+
+
 _GEMMA_TYPES = {"gemma", "gemma2"}
 # Stand-ins for the query and the document while rendering the template: private-use characters that no
 # template adds and no tokenizer normalizes away.
@@ -99,5 +123,5 @@ def determine(requested: str, model_type: str, tokenizer: Any, source: str) -> s
         return BGE_GEMMA
     raise LayoutError(f"{source}: a causal LM ({model_type or 'unknown type'}) whose pair layout export cannot "
                       "tell (its chat template renders no 'query' and 'document' roles): name it with --layout "
-                      f"{QWEN3_RERANKER} or --layout {BGE_GEMMA}, or give the model a sentence-transformers chat "
-                      "template")
+                      f"{QWEN3_RERANKER}, --layout {MXBAI_RERANK_V2} or --layout {BGE_GEMMA}, or give the model a "
+                      "sentence-transformers chat template")

@@ -44,6 +44,11 @@ _UNSET_MAX_LENGTH = 1_000_000
 # Causal-LM rerankers: pair tokens (before the prompt) unless --max-length says otherwise, as in the
 # bge-reranker-v2-gemma model card's code.
 LLM_MAX_LENGTH = 1024
+# Parity scores the longest sample pair and the others shortest first while they hold at most this many
+# tokens: all 64 pairs of a 512-token model (about 8,000 tokens with a real tokenizer), of an 8,192-token model
+# the longest at its full window and most others (a pair that long takes minutes on two cores for a model of
+# half a billion parameters).
+PARITY_TOKENS = 16_384
 
 
 class ExportError(RuntimeError):
@@ -73,6 +78,9 @@ class ExportOptions:
     layout: str = "auto"
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
     score_token: str = "Yes"
+    # Causal-LM rerankers on torch-python: a request's shared prefix runs once (causal_lm_score.py); off
+    # computes every pair whole (for comparison, or should a model's attention make reuse unsafe).
+    prefix_reuse: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,7 @@ class _Loaded:
     framed: FramedLayout | None = None  # Qwen3-Reranker's model-card layout
     # sentence-transformers' own CrossEncoder, the reference for the layouts it loads
     cross_encoder: Any = None
+    layout: str | None = None  # a causal-LM reranker's layout (causal_layouts)
 
 
 def _load_config(path: Path, options: ExportOptions) -> Any:
@@ -185,6 +194,12 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
                           " (its scoring head would be random): export a trained cross-encoder checkpoint")
     if not causal:
         return _Loaded(tokenizer, model.eval(), cross_encoder=_saved_cross_encoder(path, options))
+    if layout == causal_layouts.MXBAI_RERANK_V2:  # its code scores by the first token of "1" and of "0"
+        answers = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in causal_layouts.MXBAI_TOKENS]
+        if any(not ids or ids[0] == tokenizer.unk_token_id for ids in answers):
+            raise ExportError(f"{options.source}: the tokenizer has no token for '1' or '0', which mxbai-rerank-v2 "
+                              "is scored by: not an mxbai-rerank-v2 checkpoint")
+        return _Loaded(tokenizer, model.eval(), (int(answers[0][0]), int(answers[1][0])), layout=layout)
     if layout == causal_layouts.QWEN3_RERANKER:
         tokens = tuple(tokenizer.convert_tokens_to_ids(t) for t in causal_layouts.QWEN3_TOKENS)
         if any(t is None or t == tokenizer.unk_token_id for t in tokens):
@@ -284,7 +299,8 @@ def export(options: ExportOptions) -> ExportReport:
     settings = _settings(loaded, options)
     config = model.config
     num_labels = 1 if loaded.score_tokens is not None else int(config.num_labels)
-    if loaded.score_tokens is not None and (loaded.chat is not None or loaded.framed is not None):
+    if loaded.score_tokens is not None and (loaded.chat is not None or loaded.framed is not None
+                                            or loaded.layout == causal_layouts.MXBAI_RERANK_V2):
         labels: tuple[str, ...] = (str(tokenizer.convert_ids_to_tokens(loaded.score_tokens[0])),)
     elif loaded.score_tokens is not None:
         labels = (options.score_token,)
@@ -297,6 +313,7 @@ def export(options: ExportOptions) -> ExportReport:
         engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
         max_batch_size=options.max_batch_size, instruction=settings.framed.instruction if settings.framed else "",
+        accepts_instruction=settings.framed is not None or bool(settings.prompt and settings.prompt.instruction_format),
     )
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
         work = Path(scratch)
@@ -362,7 +379,7 @@ def export(options: ExportOptions) -> ExportReport:
             "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
             "prompt": options.prompt, "score_token": options.score_token,
-            "trust_remote_code": options.trust_remote_code})
+            "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
         write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
                      lambda directory: stamp.write(directory, recorded))
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
@@ -381,9 +398,12 @@ def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Ca
             info: ModelInfo) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
     """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
     feeds = tuning.timing_feeds(pair_tokenizer)
-    trials, built_by = [], {}
+    trials: list[precision.Trial] = []
+    built_by = {}
     for candidate in candidates:
         built = build(candidate)
+        if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
+            feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
         candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
         agreement = (None if candidate.precision == "fp32"
                      else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
@@ -421,6 +441,12 @@ def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
             max_length=options.max_length or causal_layouts.QWEN3_MAX_LENGTH,
             pad_token_id=int(tokenizer.pad_token_id or 0), model_input_names=("input_ids", "attention_mask"),
             padding_side="right", framed=loaded.framed)
+    if loaded.layout == causal_layouts.MXBAI_RERANK_V2:
+        max_length = _mxbai_max_length(tokenizer, options.max_length or causal_layouts.MXBAI_MAX_LENGTH)
+        return TokenizerSettings(
+            max_length=max_length, pad_token_id=int(tokenizer.pad_token_id or 0),
+            model_input_names=("input_ids", "attention_mask"), padding_side="right",
+            prompt=causal_layouts.mxbai_template(max_length))
     if loaded.chat is not None:
         return TokenizerSettings(
             max_length=int(loaded.cross_encoder.max_length), pad_token_id=int(tokenizer.pad_token_id or 0),
@@ -458,13 +484,23 @@ def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
     )
 
 
+def _mxbai_max_length(tokenizer: Any, requested: int) -> int:
+    """As mxbai-rerank-v2's code: the max length, lowered where it and the template's fixed tokens (prefix, task
+    prompt, suffix, separator) would exceed the tokenizer's `model_max_length`."""
+    fixed = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (
+        causal_layouts.MXBAI_PREFIX, causal_layouts.MXBAI_TASK_PROMPT, causal_layouts.MXBAI_SUFFIX, "\n"))
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    return requested if not 0 < limit < _UNSET_MAX_LENGTH or requested + fixed <= limit else limit - fixed
+
+
 def _sequence_limit(tokenizer: Any, settings: TokenizerSettings) -> int:
     """The most tokens a pair can take into the encoder: the max length, plus a causal-LM prompt."""
     if settings.prompt is None:
         return settings.max_length
-    suffix = [tokenizer(text, add_special_tokens=False)["input_ids"]
-              for text in (settings.prompt.separator, settings.prompt.prompt)]
-    return settings.max_length + sum(len(ids) for ids in suffix)
+    template = settings.prompt
+    fixed = [tokenizer(text, add_special_tokens=False)["input_ids"]
+             for text in (template.separator, template.prompt, template.prefix, template.suffix)]
+    return settings.max_length + sum(len(ids) for ids in fixed)
 
 
 Reference = Callable[[Sequence[tuple[str, str]]], np.ndarray]
@@ -488,10 +524,29 @@ def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built:
     return result
 
 
+def parity_selection(lengths: Sequence[int], budget: int = PARITY_TOKENS) -> list[int]:
+    """Indices of the sample pairs parity scores: the longest always (truncation stays in the check), and the
+    others shortest first while they hold at most `budget` tokens together."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    kept, spent = [order[-1]], 0
+    for i in order[:-1]:
+        if spent + lengths[i] > budget:
+            break
+        kept.append(i)
+        spent += lengths[i]
+    return sorted(kept)
+
+
 def _check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
                   tolerance: float) -> tuple[float, int]:
-    pairs = sample_pairs()
-    logger.info("parity: scoring %d sample pairs with PyTorch, then with the exported model", len(pairs))
+    samples = sample_pairs()
+    batch = pair_tokenizer.encode([q for q, _ in samples], [d for _, d in samples])
+    kept = parity_selection(batch.tensors["attention_mask"].sum(axis=1).tolist())
+    pairs = [samples[i] for i in kept]
+    left_out = "" if len(kept) == len(samples) else (
+        f" ({len(samples) - len(kept)} long ones left out: the longest kept, the others within "
+        f"{PARITY_TOKENS:,} tokens)")
+    logger.info("parity: scoring %d sample pairs%s with PyTorch, then with the exported model", len(pairs), left_out)
     expected = reference(pairs)
     batch = pair_tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
     exported = built.score(batch.tensors)

@@ -68,7 +68,7 @@ class TorchPythonEngine:
         encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
                                pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
                                threads=threads, trust_remote_code=options.trust_remote_code,
-                               score_tokens=score_tokens)
+                               score_tokens=score_tokens, prefix_reuse=options.prefix_reuse)
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
@@ -82,7 +82,8 @@ class TorchPythonEngine:
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": threads_parameter(options.encoder_threads),
                         "trust_remote_code": "true" if options.trust_remote_code else "false",
-                        "score_tokens": ",".join(str(t) for t in score_tokens or ())},
+                        "score_tokens": ",".join(str(t) for t in score_tokens or ()),
+                        "prefix_reuse": "true" if options.prefix_reuse else "false"},
             instance_count=options.encoder_instances, write_files=write_files,
         )
         return BuiltEncoder(spec, lambda tensors: encoder.score([tensors])[0], batcher=encoder.batcher)

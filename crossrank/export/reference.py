@@ -78,7 +78,9 @@ def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pa
         last_report = time.monotonic()
         for query, passage in pairs:
             ids = torch.tensor([prompt_input_ids(tokenizer, settings, query, passage)])
-            rows.append(float(model(input_ids=ids).logits[0, -1, tokens[0]].float()))
+            logits = model(input_ids=ids).logits[0, -1].float()
+            # bge-reranker-v2-gemma: the "Yes" logit; mxbai-rerank-v2: the "1" logit minus the "0" one
+            rows.append(float(logits[tokens[0]] - (logits[tokens[1]] if len(tokens) == 2 else 0.0)))
             if time.monotonic() - last_report > PROGRESS_EVERY_S:  # a billion-parameter LM takes a while
                 logger.info("reference scores: %d of %d pairs", len(rows), len(pairs))
                 last_report = time.monotonic()
@@ -106,7 +108,9 @@ def _framed_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pair
 
 
 def prompt_input_ids(tokenizer: Any, settings: TokenizerSettings, query: str, passage: str) -> list[int]:
-    """One pair's input ids as the bge-reranker-v2-gemma model card builds them."""
+    """One pair's input ids as the bge-reranker-v2-gemma model card builds them (`get_inputs`), and as
+    mxbai-rerank-v2's code does (`prepare_inputs`, `concat_input_ids`: the same steps inside a chat prefix and
+    suffix)."""
     template = settings.prompt
     assert template is not None
     separator = tokenizer(template.separator, add_special_tokens=False)["input_ids"]
@@ -120,7 +124,9 @@ def prompt_input_ids(tokenizer: Any, settings: TokenizerSettings, query: str, pa
                                        max_length=settings.max_length, padding=False,
                                        return_attention_mask=False, return_token_type_ids=False,
                                        add_special_tokens=False)
-    return list(item["input_ids"]) + separator + prompt
+    prefix, suffix = (tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+                      for text in (template.prefix, template.suffix))
+    return prefix + list(item["input_ids"]) + separator + prompt + suffix
 
 
 def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -19,6 +19,10 @@ from crossrank.export.samples import ranking_lists
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
 Feed = dict[str, np.ndarray]
+# Seconds the timing of one encoder may take: a 500 M-parameter model on two cores scores a pair in about a
+# second, and timing every width over 200 pairs would take most of an hour; it times fewer pairs instead.
+TIMING_BUDGET_S = 60.0
+PROBE_PAIRS = 8
 
 
 def timing_feeds(pair_tokenizer: PairTokenizer, lists: int = 4) -> list[Feed]:
@@ -29,6 +33,32 @@ def timing_feeds(pair_tokenizer: PairTokenizer, lists: int = 4) -> list[Feed]:
     return feeds
 
 
+def within_budget(score: Callable[[Feed], np.ndarray], feeds: list[Feed], passes: int,
+                  budget_s: float = TIMING_BUDGET_S) -> list[Feed]:
+    """`feeds` cut to as many pairs as `passes` passes over them score in about `budget_s` (the cost per pair
+    probed on a few; at least PROBE_PAIRS): small models keep every pair, large ones time fewer."""
+    probe = _first_rows(feeds[0], PROBE_PAIRS)
+    started = time.perf_counter()
+    score(probe)
+    per_pair = (time.perf_counter() - started) / _rows(probe)
+    left = max(PROBE_PAIRS, int(budget_s / (per_pair * passes)))
+    kept = []
+    for feed in feeds:
+        if left <= 0:
+            break
+        kept.append(_first_rows(feed, left))
+        left -= _rows(kept[-1])
+    return kept
+
+
+def _rows(feed: Feed) -> int:
+    return int(feed["input_ids"].shape[0])
+
+
+def _first_rows(feed: Feed, count: int) -> Feed:
+    return {name: array[:count] for name, array in feed.items()}
+
+
 def throughput(score: Callable[[Feed], np.ndarray], feeds: list[Feed]) -> float:
     """Pairs per second over `feeds`, after one untimed pass over them (oneDNN and CUDA build kernels per
     shape on first use)."""
@@ -37,7 +67,7 @@ def throughput(score: Callable[[Feed], np.ndarray], feeds: list[Feed]) -> float:
     started = time.perf_counter()
     for feed in feeds:
         score(feed)
-    return sum(int(f["input_ids"].shape[0]) for f in feeds) / (time.perf_counter() - started)
+    return sum(_rows(f) for f in feeds) / (time.perf_counter() - started)
 
 
 def with_width(built: BuiltEncoder, width: int) -> BuiltEncoder:
@@ -51,6 +81,9 @@ def with_width(built: BuiltEncoder, width: int) -> BuiltEncoder:
 def tune_width(built: BuiltEncoder, feeds: list[Feed],
                widths: tuple[int, ...]) -> tuple[BuiltEncoder, dict[int, float]]:
     """Measures the sub-batch widths and returns the encoder configured with the fastest, and every rate."""
+    built.batcher.tokens_per_batch = widths[0]
+    feeds = within_budget(built.score, feeds, 2 * len(widths))
+
     def rate_at(width: int) -> float:
         built.batcher.tokens_per_batch = width
         return throughput(built.score, feeds)

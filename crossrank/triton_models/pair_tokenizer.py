@@ -21,10 +21,11 @@ Qwen3-Reranker as its model card scores it carries a `FramedLayout`: a fixed pre
 and document in its body format (the body alone truncated to what the frame leaves), a fixed suffix; each
 part tokenized on its own.
 
-bge-reranker-v2-gemma takes no pair template: their settings carry a `PromptTemplate`,
-and each pair becomes `<bos> "A: query" <sep> "B: passage" <sep> prompt`, truncated as the model card's
-reference code does (query to 3/4 of the max length, then only the passage), padded on the right so the
-last real token's position is the same as unpadded.
+bge-reranker-v2-gemma and mxbai-rerank-v2 take no pair template: their settings carry a `PromptTemplate`,
+and each pair becomes `<bos> "A: query" <sep> "B: passage" <sep> prompt` (mxbai-rerank-v2: a chat prefix, then
+`"query: ..." <sep> "document: ..." <sep> task prompt`, a chat suffix; a request's instruction as a line
+before the query), truncated as the published code does (query to 3/4 of the max length, then only the
+passage), padded on the right so the last real token's position is the same as unpadded.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ DEFAULT_LLM_PROMPT = ("Given a query A and a passage B, determine whether the pa
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """How a causal-LM reranker wants a pair laid out (defaults: BAAI bge-reranker-v2-gemma's model card)."""
+    """How a causal-LM reranker wants a pair laid out (defaults: BAAI bge-reranker-v2-gemma's model card;
+    mxbai-rerank-v2 adds a chat prefix and suffix around the pair and an optional instruction line)."""
 
     bos_token_id: int | None
     query_max_length: int  # tokens of "A: query" kept; the reference keeps 3/4 of the max length
@@ -55,6 +57,10 @@ class PromptTemplate:
     document_prefix: str = "B: "
     separator: str = "\n"
     prompt: str = DEFAULT_LLM_PROMPT
+    prefix: str = ""  # before the pair, outside the max length
+    suffix: str = ""  # after the prompt
+    # With a request's instruction, put before the query (within its token budget); "" = no instruction slot.
+    instruction_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,8 @@ class PairTokenizer:
             self._separator = tokenizer.encode(template.separator, add_special_tokens=False).ids
             self._prompt = tokenizer.encode(template.prompt, add_special_tokens=False).ids
             self._bos = [] if template.bos_token_id is None else [template.bos_token_id]
+            self._around = (tokenizer.encode(template.prefix, add_special_tokens=False).ids,
+                            tokenizer.encode(template.suffix, add_special_tokens=False).ids)
         if settings.framed is not None:  # the frame's fixed parts, tokenized once rather than per request
             self._frame = (tokenizer.encode(settings.framed.prefix, add_special_tokens=False).ids,
                            tokenizer.encode(settings.framed.suffix, add_special_tokens=False).ids)
@@ -158,7 +166,7 @@ class PairTokenizer:
         if len(texts) != len(text_pairs):
             raise ValueError("texts and text_pairs differ in length")
         if self._settings.prompt is not None:
-            return self._encode_prompted(texts, text_pairs, self._settings.prompt)
+            return self._encode_prompted(texts, text_pairs, self._settings.prompt, instruction)
         if self._settings.chat is not None:
             return self._encode_chat(texts, text_pairs, self._settings.chat)
         if self._settings.framed is not None:
@@ -215,8 +223,10 @@ class PairTokenizer:
         unique = list(dict.fromkeys(texts))
         return dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
 
-    def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate) -> PairBatch:
-        queries = [template.query_prefix + t for t in texts]
+    def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate,
+                         instruction: str | None) -> PairBatch:
+        lead = template.instruction_format.format(instruction=instruction) if instruction else ""
+        queries = [lead + template.query_prefix + t for t in texts]
         documents = [template.document_prefix + p for p in text_pairs]
         encoded = self._encode_once([*queries, *documents])
         limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
@@ -225,8 +235,9 @@ class PairTokenizer:
         document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
         for i, (query, document) in enumerate(zip(queries, documents)):
             query_ids, document_ids = encoded[query].ids, encoded[document].ids
-            num_tokens[i] = (len(self._bos) + len(query_ids) + 2 * len(self._separator) + len(document_ids)
-                             + len(self._prompt))
+            prefix, suffix = self._around
+            num_tokens[i] = (len(prefix) + len(self._bos) + len(query_ids) + 2 * len(self._separator)
+                             + len(document_ids) + len(self._prompt) + len(suffix))
             first = self._bos + _keep(query_ids, template.query_max_length, cut_right)
             second = self._separator + _keep(document_ids, limit, cut_right)
             overflow = len(first) + len(second) - limit
@@ -234,7 +245,7 @@ class PairTokenizer:
             # too short to absorb the overflow, in which case the reference leaves the pair whole.
             if 0 < overflow < len(second):
                 second = _keep(second, len(second) - overflow, cut_right)
-            rows.append((first + second + self._separator + self._prompt, []))
+            rows.append((prefix + first + second + self._separator + self._prompt + suffix, []))
             kept = max(0, len(second) - len(self._separator))
             document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]),
                                              len(template.document_prefix))

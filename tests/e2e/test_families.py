@@ -25,6 +25,7 @@ from tests.model_builders import (
     tiny_bert,
     tiny_family,
     tiny_gemma,
+    tiny_mxbai_rerank_v2,
     tiny_qwen3_reranker,
 )
 from tests.ranking import assert_ranked_like
@@ -37,6 +38,8 @@ GEMMA_ENGINES = {"gemma": "onnx-python", "gemma_torch": "torch-python"}
 QWEN3_MAX_LENGTH = 192  # the chat template takes about 100: long documents are cut and the suffix restored
 # sentence-transformers-layout causal rerankers: yes/no on one engine, custom "1"/"0" tokens on the other
 QWEN3_MODELS = {"qwen3": ("onnx-python", None), "qwen3_custom_torch": ("torch-python", ("1", "0"))}
+MXBAI_ENGINES = {"mxbai": "onnx-python", "mxbai_torch": "torch-python"}  # raw mxbai-rerank-v2 checkpoints
+MXBAI_MAX_LENGTH = 160
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,7 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (_, tokens) in QWEN3_MODELS.items():
         dirs[name] = tiny_qwen3_reranker(root / name, true_false=tokens)
     dirs["qwen3_raw"] = tiny_qwen3_reranker(root / "qwen3_raw", chat_template=None)
+    dirs["mxbai"] = tiny_mxbai_rerank_v2(root / "mxbai")
     # A sequence classifier saved by sentence-transformers with its own settings: a default prompt, a
     # non-default activation (tanh) and a max length of its own.
     CrossEncoder(str(tiny_bert(root / "prompted-hf", seed=9)), device="cpu", prompts={"query": "query: "},
@@ -66,7 +70,7 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def family_server(family_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     repo = tmp_path_factory.mktemp("family-repo") / "repo"
     for name, directory in family_dirs.items():
-        if name not in ("gemma", "qwen3_raw") and name not in QWEN3_MODELS:
+        if name not in ("gemma", "qwen3_raw", "mxbai") and name not in QWEN3_MODELS:
             export(ExportOptions(source=str(directory), name=name, repository=repo))
     for name, engine in GEMMA_ENGINES.items():
         export(ExportOptions(source=str(family_dirs["gemma"]), name=name, repository=repo, engine=engine,
@@ -76,6 +80,9 @@ def family_server(family_dirs: dict[str, Path], tmp_path_factory: pytest.TempPat
                              max_length=QWEN3_MAX_LENGTH))
     export(ExportOptions(source=str(family_dirs["qwen3_raw"]), name="qwen3_raw", repository=repo,
                          engine="torch-python", max_length=QWEN3_MAX_LENGTH, layout="qwen3-reranker"))
+    for name, engine in MXBAI_ENGINES.items():
+        export(ExportOptions(source=str(family_dirs["mxbai"]), name=name, repository=repo, engine=engine,
+                             max_length=MXBAI_MAX_LENGTH, layout="mxbai-rerank-v2"))
     server = ServerProcess(["--repository", str(repo)], log=repo.parent / "serve.log")
     server.repository = repo  # type: ignore[attr-defined]
     try:
@@ -244,7 +251,8 @@ def test_an_instruction_changes_scores_as_the_model_card_does(family_server: Ser
                                         QWEN3_MAX_LENGTH, task)
     assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
     assert models["qwen3_raw"].default_instruction.startswith("Given a web search query")
-    assert models["qwen3"].default_instruction == ""
+    assert models["qwen3"].default_instruction == "" and not models["qwen3"].accepts_instruction
+    assert models["qwen3_raw"].accepts_instruction
     assert unsupported.value.reason == "INSTRUCTION_UNSUPPORTED"
     assert [v.field for v in unsupported.value.field_violations] == ["instruction"]
     assert too_long.value.reason == "TEXT_TOO_LONG"
@@ -263,3 +271,73 @@ def test_sentence_transformers_settings_of_a_saved_cross_encoder(family_server: 
     np.testing.assert_allclose(raw, encoder.predict(pairs, activation_fn=torch.nn.Identity()), atol=TOLERANCE)
     assert np.max(np.abs(raw - encoder.predict(pairs, prompt="", activation_fn=torch.nn.Identity()))) > 1e-5
     assert model.max_length == 40
+
+
+def _mxbai_published_scores(directory: Path, pairs: list[tuple[str, str]], max_length: int,
+                            instruction: str | None = None) -> np.ndarray:
+    """mxbai-rerank-v2's published code (`MxbaiRerankV2`: `prepare_predefined_inputs`, `prepare_inputs`,
+    `forward`): the whole batch, padded on the left to a multiple of 8; logit("1") - logit("0")."""
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    sep = "\n"
+    task = ("You are a search relevance expert who evaluates how well documents match search queries. For each "
+            "query-document pair, carefully analyze the semantic relationship between them, then provide your "
+            "binary relevance judgment (0 for not relevant, 1 for relevant).\nRelevance:")
+    prefix = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+              "<|im_start|>user\n")
+    suffix = "<|im_end|>\n<|im_start|>assistant\n"
+
+    def ids(text: str) -> list[int]:
+        return list(tokenizer(text, return_tensors=None, add_special_tokens=False)["input_ids"])
+
+    yes_loc, no_loc = ids("1")[0], ids("0")[0]
+    task_ids, sep_ids, prefix_ids, suffix_ids = ids(task), ids(sep), ids(prefix), ids(suffix)
+    predefined = len(prefix_ids) + len(task_ids) + len(suffix_ids) + len(sep_ids)
+    model_max = tokenizer.model_max_length
+    max_length = min(max_length, model_max - predefined)
+    items = []
+    for query, document in pairs:
+        query_prompt = f"query: {query}"
+        if instruction:
+            query_prompt = "".join([f"instruction: {instruction}", sep, query_prompt])
+        query_ids = tokenizer(query_prompt, return_tensors=None, add_special_tokens=False,
+                              max_length=max_length * 3 // 4, truncation=True)["input_ids"]
+        doc_max = min(model_max - len(query_ids) - predefined, max_length)
+        document_ids = tokenizer(f"document: {document}", return_tensors=None, add_special_tokens=False,
+                                 max_length=doc_max, truncation=True)["input_ids"]
+        item = tokenizer.prepare_for_model(query_ids, sep_ids + document_ids, truncation="only_second",
+                                           max_length=max_length, padding=False, return_attention_mask=False,
+                                           return_token_type_ids=False, add_special_tokens=False)
+        item["input_ids"] = prefix_ids + item["input_ids"] + sep_ids + task_ids + suffix_ids
+        item["attention_mask"] = [1] * len(item["input_ids"])
+        items.append(item)
+    batch = tokenizer.pad(items, padding="longest", pad_to_multiple_of=8, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return (logits[:, -1, yes_loc] - logits[:, -1, no_loc]).numpy()
+
+
+@pytest.mark.parametrize("name", list(MXBAI_ENGINES))
+def test_raw_mxbai_rerank_v2_scores_as_its_published_code(family_server: ServerProcess,
+                                                         family_dirs: dict[str, Path], name: str) -> None:
+    pairs = pairs_with_long_documents(24, long_words=150)  # long documents cut, one long query cut too
+    pairs[3] = (" ".join(["alpha query"] * 80), pairs[3][1])
+    task = "Find the passage that names a river"
+    reference = _mxbai_published_scores(family_dirs["mxbai"], pairs, MXBAI_MAX_LENGTH)
+    instructed = _mxbai_published_scores(family_dirs["mxbai"], pairs, MXBAI_MAX_LENGTH, task)
+    assert np.max(np.abs(reference - instructed)) > 1e-3  # the instruction matters to this model
+    with CrossEncoderClient(family_server.target) as client:
+        served = np.array([r.score for r in client.classify(pairs, model=name, raw_scores=True)])
+        default = np.array([r.score for r in client.classify(pairs, model=name)])
+        with_task = np.array([r.score for r in client.classify(pairs, model=name, raw_scores=True,
+                                                                  instruction=task)])
+        ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model=name, instruction=task)
+        model = {m.name: m for m in client.list_models()}[name]
+    assert np.max(np.abs(served - reference)) <= TOLERANCE
+    assert np.max(np.abs(default - 1 / (1 + np.exp(-reference)))) <= TOLERANCE
+    assert np.max(np.abs(with_task - instructed)) <= TOLERANCE
+    expected = _mxbai_published_scores(family_dirs["mxbai"], [(pairs[0][0], b) for _, b in pairs],
+                                       MXBAI_MAX_LENGTH, task)
+    assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
+    assert model.accepts_instruction and model.default_instruction == "" and list(model.labels) == ["1"]

@@ -3,6 +3,7 @@ bge-reranker-v2-gemma's), reproduced token for token, and refused when it cannot
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,15 @@ def test_a_shared_prefix_runs_once_with_the_scores_of_the_full_computation(tmp_p
                for flag in (True, False))
     for got, expected in zip(on.score([batch.tensors, others.tensors]), off.score([batch.tensors, others.tensors])):
         assert got.shape == expected.shape and np.max(np.abs(got - expected)) <= 1e-4
+    # The served encoder's setting: on by default, off with --no-prefix-reuse.
+    assert _parameter(tmp_path / "repo" / "r_encoder", "prefix_reuse") == "true"
+    export(ExportOptions(source=str(directory), name="f", repository=tmp_path / "repo", engine="torch-python",
+                         max_length=MAX_LENGTH, layout="qwen3-reranker", prefix_reuse=False))
+    assert _parameter(tmp_path / "repo" / "f_encoder", "prefix_reuse") == "false"
+
+
+def _parameter(model: Path, key: str) -> str:
+    text = (model / "config.pbtxt").read_text()
+    found = re.search(rf'key: "{key}"\s*value {{\s*string_value: "([^"]*)"', text)
+    assert found, f"{key} not in {model}/config.pbtxt"
+    return found.group(1)

@@ -540,6 +540,7 @@ class ModelInfo(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
     DEFAULT_INSTRUCTION_FIELD_NUMBER: _builtins.int
+    ACCEPTS_INSTRUCTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name to put in a request's model field."""
     task: Global___Task.ValueType
@@ -556,7 +557,11 @@ class ModelInfo(_message.Message):
     """True for the model used when a request leaves model empty."""
     default_instruction: _builtins.str
     """The instruction the model uses when a request sets none; empty when the
-    model's layout has no instruction slot (requests may not set one).
+    model uses none by default or its layout has no instruction slot.
+    """
+    accepts_instruction: _builtins.bool
+    """True when requests may set an instruction (the model's layout has an
+    instruction slot); false: a request's instruction is refused.
     """
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -574,10 +579,11 @@ class ModelInfo(_message.Message):
         source: _builtins.str = ...,
         is_default: _builtins.bool = ...,
         default_instruction: _builtins.str = ...,
+        accepts_instruction: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_instruction", b"default_instruction", "engine", b"engine", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_instruction", b"accepts_instruction", "default_instruction", b"default_instruction", "engine", b"engine", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -141,7 +141,7 @@ class CrossEncoderCore:
         if model.task is not Task.RERANK:
             raise WrongTaskError(f"model {model.name!r} is a {len(model.labels)}-label classifier; "
                                  "use Classify, or Rerank with a one-logit model")
-        validation.instruction(query.instruction, model.name, model.instruction, self._limits)
+        validation.instruction(query.instruction, model.name, model.accepts_instruction, self._limits)
         started = time.perf_counter()
         # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
         # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
@@ -194,7 +194,7 @@ class CrossEncoderCore:
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
         model = await self.resolve(query.model)
-        validation.instruction(query.instruction, model.name, model.instruction, self._limits)
+        validation.instruction(query.instruction, model.name, model.accepts_instruction, self._limits)
         started = time.perf_counter()
         scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout,
                                    query.truncate, "inputs[{}]", query.instruction)

@@ -45,11 +45,11 @@ def chunks_per_document(requested: int, limits: Limits) -> int:
     return requested or limits.default_chunks_per_document
 
 
-def instruction(value: str, model_name: str, model_instruction: str, limits: Limits) -> None:
+def instruction(value: str, model_name: str, accepts_instruction: bool, limits: Limits) -> None:
     """A request's instruction: only for a model with an instruction slot, and at most the limit's length."""
     if not value:
         return
-    if not model_instruction:
+    if not accepts_instruction:
         raise InvalidArgumentError(f"model {model_name!r} has no instruction slot; leave instruction empty",
                                    "INSTRUCTION_UNSUPPORTED", "instruction")
     if len(value) > limits.max_instruction_chars:
