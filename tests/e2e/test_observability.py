@@ -77,8 +77,8 @@ def test_concurrent_requests_of_different_lengths_share_encoder_executions(serve
     requests_after, executions_after = counts()
     requests, executions = requests_after - requests_before, executions_after - executions_before
     assert requests >= 96
-    # Without merging, executions equal requests; how many merge depends on the machine's load (alone about
-    # half, 62 of 96 once in a full run on two cores), so the bound asks for a fifth at least.
+    # Without merging, executions equal requests; how many merge depends on the machine's load (a full run on
+    # two cores once executed 62 of 96, over the 0.6 bound this asked before), so it asks for a fifth at least.
     assert executions < 0.8 * requests, f"{executions:.0f} executions for {requests:.0f} requests"
 
 
