@@ -16,8 +16,9 @@ STAMP_FILE = "crossrank_export.json"
 # The layout of what export writes (the tokenizer's and ensemble's inputs, outputs and parameters). Raised
 # whenever that layout changes, so that an export from before is exported again even where the crossrank
 # version number did not move (a development install). 2: the tokenizer reports `document_end` and takes
-# the query and the truncation choice as request parameters.
-EXPORT_FORMAT = 2
+# the query and the truncation choice as request parameters. 3: the tokenizer says which pairs it cut (a
+# causal-LM prompt outside the max length is not a cut), the ensemble says whether it accepts an instruction.
+EXPORT_FORMAT = 3
 _WHOLE_FILE_BYTES = 1 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
 
 

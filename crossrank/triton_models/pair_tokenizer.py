@@ -128,6 +128,9 @@ class PairBatch:
     # int64 [n]: characters of each pair's second text that its kept tokens cover (its length when nothing
     # of it was cut; with left truncation, where the kept tokens start)
     document_end: np.ndarray
+    # bool [n]: whether the layout cut anything of the pair (what a request that forbids truncation refuses);
+    # a causal-LM layout's fixed prompt lies outside the max length, so this is not num_tokens > max_length
+    truncated: np.ndarray
 
 
 class PairTokenizer:
@@ -190,7 +193,7 @@ class PairTokenizer:
                 second = self._cut(self._cut(second, budget, windows, pair), keep_second)
             joined = self._tokenizer.post_process(first, second, add_special_tokens=True)
             rows.append((joined.ids, joined.type_ids))
-        return PairBatch(self._pad(rows), num_tokens, document_end)
+        return PairBatch(self._pad(rows), num_tokens, document_end, num_tokens > self._settings.max_length)
 
     def _cut(self, encoding: Encoding, count: int, cache: dict[str, Encoding] | None = None,
              key: str = "") -> Encoding:
@@ -233,6 +236,7 @@ class PairTokenizer:
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
         document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
+        truncated = np.zeros(len(texts), dtype=bool)
         for i, (query, document) in enumerate(zip(queries, documents)):
             query_ids, document_ids = encoded[query].ids, encoded[document].ids
             prefix, suffix = self._around
@@ -247,9 +251,10 @@ class PairTokenizer:
                 second = _keep(second, len(second) - overflow, cut_right)
             rows.append((prefix + first + second + self._separator + self._prompt + suffix, []))
             kept = max(0, len(second) - len(self._separator))
+            truncated[i] = len(first) < len(self._bos) + len(query_ids) or kept < len(document_ids)
             document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]),
                                              len(template.document_prefix))
-        return PairBatch(self._pad(rows), num_tokens, document_end)
+        return PairBatch(self._pad(rows), num_tokens, document_end, truncated)
 
     def _encode_chat(self, texts: list[str], text_pairs: list[str], layout: ChatLayout) -> PairBatch:
         rendered = [layout.before + t + layout.between + p + layout.after for t, p in zip(texts, text_pairs)]
@@ -270,7 +275,7 @@ class PairTokenizer:
                 end = encoding.offsets[kept - 1][1] if kept > 0 else 0
                 document_end[i] = min(max(0, end - start), len(text_pairs[i]))
             rows.append((ids, []))
-        return PairBatch(self._pad(rows), num_tokens, document_end)
+        return PairBatch(self._pad(rows), num_tokens, document_end, num_tokens > limit)
 
     def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout,
                        instruction: str | None) -> PairBatch:
@@ -290,7 +295,8 @@ class PairTokenizer:
                 end = encoding.offsets[budget - 1][1] if budget else 0
                 document_end[i] = min(max(0, end - len(heads[i])), len(text_pairs[i]))
             rows.append((prefix + encoding.ids[:budget] + suffix, []))
-        return PairBatch(self._pad(rows), num_tokens, document_end)
+        return PairBatch(self._pad(rows), num_tokens, document_end,
+                         num_tokens > len(prefix) + budget + len(suffix))
 
     def _pad(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
         """(ids, type_ids) rows padded to the longest, on the model's side (causal-LM exports pad right)."""

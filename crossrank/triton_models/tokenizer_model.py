@@ -64,7 +64,7 @@ class TritonPythonModel:
         batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None)
         if parameters.get(TRUNCATE_PARAMETER, True) is False:
             limit = self._tokenizer.settings.max_length
-            over = np.flatnonzero(batch.num_tokens > limit)
+            over = np.flatnonzero(batch.truncated)
             if over.size:
                 i = int(over[0])
                 message = f"{INPUT_TOO_LONG_MARK} pair={i} tokens={int(batch.num_tokens[i])} limit={limit}"

@@ -334,6 +334,14 @@ def test_raw_mxbai_rerank_v2_scores_as_its_published_code(family_server: ServerP
                                                                   instruction=task)])
         ranked = client.rerank(pairs[0][0], [b for _, b in pairs], model=name, instruction=task)
         model = {m.name: m for m in client.list_models()}[name]
+        # Truncation forbidden: a pair within the max length is scored though the template's fixed tokens
+        # take it past that length; a cut one is refused.
+        fitting = ("a query", _words_within(family_dirs["mxbai"], MXBAI_MAX_LENGTH - 20))
+        whole = client.classify([fitting], model=name, raw_scores=True, truncate=False).results[0].score
+        with pytest.raises(CrossrankClientError) as cut:
+            client.classify(pairs, model=name, truncate=False)
+    assert abs(whole - _mxbai_published_scores(family_dirs["mxbai"], [fitting], MXBAI_MAX_LENGTH)[0]) <= TOLERANCE
+    assert cut.value.reason == "INPUT_TOO_LONG"
     assert np.max(np.abs(served - reference)) <= TOLERANCE
     assert np.max(np.abs(default - 1 / (1 + np.exp(-reference)))) <= TOLERANCE
     assert np.max(np.abs(with_task - instructed)) <= TOLERANCE
@@ -341,3 +349,12 @@ def test_raw_mxbai_rerank_v2_scores_as_its_published_code(family_server: ServerP
                                        MXBAI_MAX_LENGTH, task)
     assert_ranked_like([r.index for r in ranked], expected, TOLERANCE)
     assert model.accepts_instruction and model.default_instruction == "" and list(model.labels) == ["1"]
+
+
+def _words_within(directory: Path, tokens: int) -> str:
+    """A document whose `query: a query` and `document: ...` lines take about `tokens` tokens together."""
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    words: list[str] = []
+    while len(tokenizer(f"query: a query\ndocument: {' '.join([*words, 'alpha'])}")["input_ids"]) <= tokens:
+        words.append("alpha")
+    return " ".join(words)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,40 @@ def test_causal_lm_prompt_layout_matches_the_model_card_code(tmp_path: Path, max
     tokenizer = PairTokenizer(Tokenizer.from_str(hf.backend_tokenizer.to_str()), settings)
     pairs = [*pairs_with_long_documents(12, long_words=300), (" ".join(["alpha"] * 60), "short"), ("q", "d")]
     batch = tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
+    whole = replace(settings, max_length=10**6, prompt=replace(settings.prompt, query_max_length=10**6))
     for row, (query, passage) in enumerate(pairs):
         expected = prompt_input_ids(hf, settings, query, passage)
         mask = batch.tensors["attention_mask"][row]
         assert list(batch.tensors["input_ids"][row][mask == 1]) == expected
         assert mask[: len(expected)].all()  # padded on the right
+        # what a request that forbids truncation refuses: a cut, not the prompt beyond the max length
+        assert batch.truncated[row] == (expected != prompt_input_ids(hf, whole, query, passage))
     assert "token_type_ids" not in batch.tensors
+    assert batch.truncated.any() == (max_length < 1024) and not batch.truncated[-1]
+
+
+@pytest.mark.parametrize("max_length", [8192, 60, 30])
+def test_mxbai_rerank_v2_layout_matches_its_published_code(tmp_path: Path, max_length: int) -> None:
+    from crossrank.export.causal_layouts import mxbai_template
+    from crossrank.export.reference import prompt_input_ids
+    from tests.model_builders import tiny_mxbai_rerank_v2
+
+    hf = AutoTokenizer.from_pretrained(tiny_mxbai_rerank_v2(tmp_path / "mxbai"))
+    settings = TokenizerSettings(max_length=max_length, pad_token_id=hf.pad_token_id,
+                                 model_input_names=("input_ids", "attention_mask"), prompt=mxbai_template(max_length))
+    tokenizer = PairTokenizer(Tokenizer.from_str(hf.backend_tokenizer.to_str()), settings)
+    pairs = [*pairs_with_long_documents(8, long_words=100), (" ".join(["alpha"] * 60), "short"), ("q", "d")]
+    batch = tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
+    for row, (query, passage) in enumerate(pairs):
+        expected = prompt_input_ids(hf, settings, query, passage)
+        assert list(batch.tensors["input_ids"][row][batch.tensors["attention_mask"][row] == 1]) == expected
+        assert hf.decode(expected).startswith("<|im_start|>system\nYou are Qwen")
+        assert hf.decode(expected).endswith("Relevance:<|im_end|>\n<|im_start|>assistant\n")
+    assert batch.truncated.any() == (max_length < 8192) and not batch.truncated[-1]
+    # a request's instruction goes on a line of its own before the query
+    instructed = tokenizer.encode(["q"], ["d"], instruction="find rivers")
+    ids = instructed.tensors["input_ids"][0][instructed.tensors["attention_mask"][0] == 1]
+    assert "user\ninstruction: find rivers\nquery: q\ndocument: d\n" in hf.decode(ids)
 
 
 @pytest.mark.parametrize("max_length", [64, 24])
