@@ -18,6 +18,7 @@ import numpy as np
 
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
 from crossrank.embedded_triton.model_setup import exported_models
+from crossrank.export import stamp
 from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
 from crossrank.triton_models.host_cpu import BF16_FLAGS, INT8_FLAGS, cpu_flags, has_bf16
@@ -50,7 +51,8 @@ def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str,
     if bf16:
         wanted.append((MODEL_BF16, "torch-python", "bf16"))
     for name, engine, precision in wanted:
-        if not (repository / name / "config.pbtxt").exists():
+        # exported again when missing or written by another crossrank (an older layout would not serve)
+        if stamp.foreign_version(stamp.read(repository / name)) is not None:
             export(ExportOptions(source=str(model_dir), name=name, repository=repository, engine=engine,
                                  precision=precision))
     served = {m.name: f"{m.engine} {m.precision}" for m in exported_models(repository)}

@@ -30,6 +30,7 @@ def measure(cache: Path, rounds: int = 3) -> dict[str, dict[str, dict[str, Any]]
 
 
 def _exports(cache: Path) -> tuple[Path, Path]:
+    from crossrank.export import stamp
     from crossrank.export.exporter import ExportOptions, export
 
     builders = importlib.import_module("tests.model_builders")  # the test suite's, run from the repository root
@@ -38,7 +39,7 @@ def _exports(cache: Path) -> tuple[Path, Path]:
     source = builders.tiny_qwen3_reranker(cache / "small-qwen3-reranker", chat_template=None, hidden=256, layers=4)
     repository = cache / "prefix-reuse-repository"
     for reuse, name in ((True, MODELS["reuse"]), (False, MODELS["full"])):
-        if not (repository / name / "config.pbtxt").exists():
+        if stamp.foreign_version(stamp.read(repository / name)) is not None:  # missing, or an older layout
             export(ExportOptions(source=str(source), name=name, repository=repository, engine="torch-python",
                                  max_length=512, layout="qwen3-reranker", prefix_reuse=reuse))
     return source, repository
