@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import grpc
 import numpy as np
@@ -229,3 +230,37 @@ def test_triton_says_unknown_model_and_the_gateway_hears_model_gone() -> None:
         assert isinstance(translated, ModelGoneError) and translated.name == "m"
     assert isinstance(_translate(InferenceServerException(msg="boom", status="StatusCode.INTERNAL"), "x", "m"),
                       BackendError)
+
+
+class _RepositoryIndex:
+    """Stands in for tritonclient's aio client at model discovery: two ready ensembles, one exported by an
+    older crossrank (no document_end output)."""
+
+    def __init__(self) -> None:
+        self._configs = {name: {"platform": "ensemble", "max_batch_size": 8,
+                                "parameters": {k: {"string_value": v}
+                                               for k, v in replace(RERANKER, name=name).to_parameters().items()},
+                                "output": [{"name": n} for n in outputs]}
+                         for name, outputs in (("current", ("logits", "num_tokens", "document_end")),
+                                               ("older", ("logits", "num_tokens")))}
+
+    async def get_model_repository_index(self, as_json=False, client_timeout=None):  # type: ignore[no-untyped-def]
+        return {"models": [{"name": name, "state": "READY"} for name in self._configs]}
+
+    async def get_model_config(self, name, as_json=False, client_timeout=None):  # type: ignore[no-untyped-def]
+        return {"config": self._configs[name]}
+
+
+async def test_an_export_by_an_older_crossrank_is_left_out_with_one_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from crossrank.gateway.backend.triton import TritonBackend
+
+    backend = TritonBackend("127.0.0.1:1")
+    await backend.close()
+    backend._client = _RepositoryIndex()  # type: ignore[assignment]
+    with caplog.at_level("ERROR"):
+        first, second = await backend.models(), await backend.models()
+    assert [m.name for m in first] == [m.name for m in second] == ["current"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "older" in errors[0] and "document_end" in errors[0]
+    assert "crossrank export" in errors[0]

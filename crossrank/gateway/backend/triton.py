@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc.aio as triton
@@ -57,6 +58,7 @@ class TritonBackend:
 
     def __init__(self, url: str) -> None:
         self._client = triton.InferenceServerClient(url)
+        self._stale: set[str] = set()  # models left out as exported by an older crossrank (logged once)
 
     async def ready(self) -> bool:
         try:
@@ -77,11 +79,21 @@ class TritonBackend:
                     continue
                 params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
                 info = ModelInfo.from_parameters(entry["name"], int(config.get("max_batch_size", 0)), params)
-                if info is not None:
+                if info is not None and self._current(info.name, config):
                     found.append(info)
             return sorted(found, key=lambda m: m.name)
         except InferenceServerException as exc:
             raise _translate(exc, "model discovery") from exc
+
+    def _current(self, name: str, config: dict[str, Any]) -> bool:
+        """Whether an ensemble answers what this gateway reads; an export by an older crossrank (no
+        `document_end` output) would fail every request, so it is left out, said once in the log."""
+        missing = set(_OUTPUTS) - {str(o.get("name")) for o in config.get("output", [])}
+        if missing and name not in self._stale:
+            self._stale.add(name)
+            logger.error("model %s is left out: it was exported by an older crossrank (its ensemble has no %s "
+                         "output); export it again with `crossrank export`", name, ", ".join(sorted(missing)))
+        return not missing
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
                     timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
