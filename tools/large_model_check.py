@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -94,37 +93,21 @@ class PeakRss:
     """Samples the summed RSS of a process and its descendants every 50 ms."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pid, self.peak_mib, self._stop = pid, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _tree(self) -> list[int]:
-        pids, frontier = [self.pid], [self.pid]
-        while frontier:
-            pid = frontier.pop()
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            pids += [int(c) for c in children]
-            frontier += [int(c) for c in children]
-        return pids
-
     def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            for pid in self._tree():
-                try:
-                    total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-                except (OSError, IndexError):
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.05)
+        from crossrank_bench.measure import rss_mib
+
+        while not self._stop.wait(0.05):
+            self.peak_mib = max(self.peak_mib, rss_mib(self.pid, with_children=True))
 
     def stop(self) -> float:
+        """Stops sampling; the peak in GiB."""
         self._stop.set()
         self._thread.join()
-        return self.peak / 2**30
+        return self.peak_mib / 1024
 
 
 def export(model_dir: Path, repository: Path, engine: str, log: Path) -> dict[str, Any]:
@@ -144,9 +127,9 @@ def export(model_dir: Path, repository: Path, engine: str, log: Path) -> dict[st
 
 
 def serve_and_score(repository: Path, engine: str, document: str, log: Path) -> dict[str, Any]:
+    from crossrank_bench.measure import wait_serving
     from crossrank_client import CrossEncoderClient
 
-    from bench.crossrank_bench.measure import wait_serving
     from crossrank.embedded_triton.launcher import free_port
 
     port = free_port()

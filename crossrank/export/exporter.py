@@ -134,7 +134,7 @@ class _Loaded:
     framed: FramedLayout | None = None  # Qwen3-Reranker's model-card layout
     # sentence-transformers' own CrossEncoder, the reference for the layouts it loads
     cross_encoder: Any = None
-    layout: str | None = None  # a causal-LM reranker's layout (causal_layouts)
+    layout: str | None = None  # a causal-LM reranker's layout (causal_layouts); None for a sequence classifier
 
 
 def _load_config(path: Path, options: ExportOptions) -> Any:
@@ -205,12 +205,13 @@ def _load(path: Path, options: ExportOptions) -> _Loaded:
         if any(t is None or t == tokenizer.unk_token_id for t in tokens):
             raise ExportError(f"{options.source}: the tokenizer lacks the 'yes' or 'no' token that Qwen3-Reranker "
                               "is scored by: not a Qwen3-Reranker checkpoint")
-        return _Loaded(tokenizer, model.eval(), tuple(int(t) for t in tokens), framed=causal_layouts.QWEN3_FRAME)
+        return _Loaded(tokenizer, model.eval(), tuple(int(t) for t in tokens), framed=causal_layouts.QWEN3_FRAME,
+                       layout=layout)
     ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
     if not ids or tokenizer.unk_token_id in ids:
         raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
                           "would be the score; name another with --score-token")
-    return _Loaded(tokenizer, model.eval(), (int(ids[0]),))
+    return _Loaded(tokenizer, model.eval(), (int(ids[0]),), layout=layout)
 
 
 def _saved_cross_encoder(path: Path, options: ExportOptions) -> Any:
@@ -256,7 +257,8 @@ def _load_cross_encoder(path: Path, options: ExportOptions, config: Any) -> _Loa
         encoder.max_length = limit
     layout = causal_layouts.chat_layout(encoder[0].tokenizer)
     assert layout is not None  # determine() checked it
-    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, chat=layout, cross_encoder=encoder)
+    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, chat=layout, cross_encoder=encoder,
+                   layout=causal_layouts.SENTENCE_TRANSFORMERS)
 
 
 def _resolve_engine(options: ExportOptions) -> str:
@@ -299,11 +301,10 @@ def export(options: ExportOptions) -> ExportReport:
     settings = _settings(loaded, options)
     config = model.config
     num_labels = 1 if loaded.score_tokens is not None else int(config.num_labels)
-    if loaded.score_tokens is not None and (loaded.chat is not None or loaded.framed is not None
-                                            or loaded.layout == causal_layouts.MXBAI_RERANK_V2):
-        labels: tuple[str, ...] = (str(tokenizer.convert_ids_to_tokens(loaded.score_tokens[0])),)
-    elif loaded.score_tokens is not None:
-        labels = (options.score_token,)
+    if loaded.layout == causal_layouts.BGE_GEMMA:
+        labels: tuple[str, ...] = (options.score_token,)
+    elif loaded.score_tokens is not None:  # the other layouts: the (true) token their code scores by
+        labels = (str(tokenizer.convert_ids_to_tokens(loaded.score_tokens[0])),)
     else:
         labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
     info = ModelInfo(
@@ -548,8 +549,8 @@ def _check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: en
         f"{PARITY_TOKENS:,} tokens)")
     logger.info("parity: scoring %d sample pairs%s with PyTorch, then with the exported model", len(pairs), left_out)
     expected = reference(pairs)
-    batch = pair_tokenizer.encode([q for q, _ in pairs], [d for _, d in pairs])
-    exported = built.score(batch.tensors)
+    # the rows of the pairs kept (the longest among them: the padded width stays the same)
+    exported = built.score({name: rows[kept] for name, rows in batch.tensors.items()})
     diff = float(np.max(np.abs(exported - expected)))
     if not diff <= tolerance:
         raise ExportError(f"the exported model differs from PyTorch by {diff:.2e} (limit {tolerance:.0e}); "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,19 @@ def memory_bounded_batches(lengths: Sequence[int], heads: int, budget: int = ATT
     return batches
 
 
+def _in_bounded_batches(lengths: Sequence[int], heads: int,
+                        score: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """`score(indices)` -> rows [len(indices), labels] for each memory-bounded batch, put back in pair order."""
+    out: np.ndarray | None = None
+    for batch in memory_bounded_batches(lengths, heads):
+        rows = np.asarray(score(batch), dtype=np.float32).reshape(len(batch), -1)
+        if out is None:
+            out = np.empty((len(lengths), rows.shape[1]), dtype=np.float32)
+        out[batch] = rows
+    assert out is not None
+    return out
+
+
 def _heads(model: Any) -> int:
     config = getattr(model, "config", None)
     return int(getattr(config, "num_attention_heads", 0) or 16)
@@ -62,17 +75,14 @@ def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pa
             lengths = [len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs],
                                                       truncation="longest_first",
                                                       max_length=settings.max_length)["input_ids"]]
-            out: np.ndarray | None = None
-            for batch in memory_bounded_batches(lengths, _heads(model)):
+
+            def batch_logits(batch: list[int]) -> np.ndarray:
                 features = tokenizer([pairs[i][0] for i in batch], [pairs[i][1] for i in batch], padding=True,
                                      truncation="longest_first", max_length=settings.max_length,
                                      return_tensors="pt")
-                logits = model(**features).logits.float().numpy()
-                if out is None:
-                    out = np.empty((len(pairs), logits.shape[1]), dtype=np.float32)
-                out[batch] = logits
-            assert out is not None
-            return out
+                return model(**features).logits.float().numpy()
+
+            return _in_bounded_batches(lengths, _heads(model), batch_logits)
         assert tokens is not None
         rows: list[float] = []
         last_report = time.monotonic()
@@ -136,16 +146,9 @@ def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]]) -> np.n
 
     tokenizer, limit = encoder.tokenizer, int(encoder.max_length)
     lengths = [min(limit, len(ids)) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]]
-    out: np.ndarray | None = None
-    for batch in memory_bounded_batches(lengths, _heads(encoder[0].model)):
-        scores = encoder.predict([pairs[i] for i in batch], activation_fn=torch.nn.Identity(),
-                                 batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
-        rows = np.asarray(scores, dtype=np.float32).reshape(len(batch), -1)
-        if out is None:
-            out = np.empty((len(pairs), rows.shape[1]), dtype=np.float32)
-        out[batch] = rows
-    assert out is not None
-    return out
+    return _in_bounded_batches(lengths, _heads(encoder[0].model), lambda batch: encoder.predict(
+        [pairs[i] for i in batch], activation_fn=torch.nn.Identity(), batch_size=len(batch), convert_to_numpy=True,
+        show_progress_bar=False))
 
 
 def same_tokens_as(encoder: Any, pair_tokenizer: Any) -> None:

@@ -92,7 +92,7 @@ class TokenizerSettings:
     model_input_names: tuple[str, ...]
     truncation_side: str = "right"
     padding_side: str = "right"
-    prompt: PromptTemplate | None = field(default=None)  # bge-reranker-v2-gemma's layout
+    prompt: PromptTemplate | None = field(default=None)  # bge-reranker-v2-gemma's and mxbai-rerank-v2's layouts
     chat: ChatLayout | None = field(default=None)  # a sentence-transformers causal-LM reranker's layout
     framed: FramedLayout | None = field(default=None)  # Qwen3-Reranker's model-card layout
     # Prepended to each pair's first text: a sentence-transformers CrossEncoder's default prompt
@@ -237,9 +237,9 @@ class PairTokenizer:
         num_tokens = np.empty(len(texts), dtype=np.int64)
         document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
         truncated = np.zeros(len(texts), dtype=bool)
+        prefix, suffix = self._around
         for i, (query, document) in enumerate(zip(queries, documents)):
             query_ids, document_ids = encoded[query].ids, encoded[document].ids
-            prefix, suffix = self._around
             num_tokens[i] = (len(prefix) + len(self._bos) + len(query_ids) + 2 * len(self._separator)
                              + len(document_ids) + len(self._prompt) + len(suffix))
             first = self._bos + _keep(query_ids, template.query_max_length, cut_right)
