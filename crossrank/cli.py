@@ -29,7 +29,7 @@ def _export(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
             encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
             layout=args.layout, prompt=args.prompt, score_token=args.score_token,
-            prefix_reuse=args.prefix_reuse))
+            prefix_reuse=args.prefix_reuse, cutoff_layer=args.cutoff_layer))
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -134,12 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.add_argument("--encoder-instances", type=int, default=1,
                    help="python-backend encoder instances in Triton (2 on a GPU overlaps host work with kernels)")
-    p.add_argument("--layout", default="auto",
-                   choices=["auto", "sentence-transformers", "qwen3-reranker", "bge-gemma", "mxbai-rerank-v2"],
-                   help="causal-LM rerankers: how a pair is laid out (auto: a chat template with query and "
-                        "document roles is sentence-transformers', a Gemma without one bge-reranker-v2-gemma's; "
-                        "qwen3-reranker: a raw Qwen3-Reranker checkpoint, as its model card scores it; "
-                        "mxbai-rerank-v2: a raw mxbai-rerank-v2 checkpoint, as its published code scores it)")
+    from crossrank.export import formats
+
+    p.add_argument("--layout", default=formats.AUTO, choices=formats.LAYOUTS,
+                   help="the model's format (auto: told from the checkpoint; the others named: "
+                        + "; ".join(f"{f.name}: {f.summary}" for f in formats.FORMATS) + ")")
     p.add_argument("--prompt", default=None,
                    help="causal-LM rerankers, bge-gemma layout: the instruction after each pair (default: "
                         "bge-reranker-v2-gemma's)")
@@ -148,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
                    help="causal-LM rerankers on torch-python: compute every pair whole instead of running a "
                         "request's shared prefix (instruction, query) once")
+    p.add_argument("--cutoff-layer", type=int, default=None,
+                   help="layerwise rerankers (bge-reranker-v2-minicpm-layerwise): the layer whose head gives the "
+                        "score; no layer above it is computed (default: the model card's 28)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)")

@@ -324,3 +324,316 @@ def tiny_qwen3_reranker(directory: Path, chat_template: str | None = QWEN3_RERAN
     scorer.true_token_id, scorer.false_token_id = (fast.convert_tokens_to_ids(t) for t in true_false)
     encoder.save(str(directory))
     return directory
+
+
+# JinaBERT (jinaai/jina-reranker-v1-tiny-en, -turbo-en): a BERT with ALiBi attention biases in place of position
+# embeddings, a gated (GLU) feed-forward and post-layernorm layers, shipped as remote code
+# (jinaai/jina-bert-implementation: configuration_bert.py, modeling_bert.py). The hub is out of reach, so these
+# files are written here from that architecture; they are the reference the export is checked against.
+JINA_BERT_CONFIG = '''from transformers import PretrainedConfig
+
+
+class JinaBertConfig(PretrainedConfig):
+    model_type = "bert"
+
+    def __init__(self, vocab_size=30528, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                 max_position_embeddings=8192, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
+                 pad_token_id=0, position_embedding_type="alibi", use_cache=True, classifier_dropout=None,
+                 feed_forward_type="geglu", emb_pooler=None, attn_implementation="torch", **kwargs):
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.hidden_act = hidden_act
+        self.intermediate_size = intermediate_size
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.position_embedding_type = position_embedding_type
+        self.use_cache = use_cache
+        self.classifier_dropout = classifier_dropout
+        self.feed_forward_type = feed_forward_type
+        self.emb_pooler = emb_pooler
+        self.attn_implementation = attn_implementation
+'''
+
+JINA_BERT_MODEL = '''import math
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+from transformers.modeling_utils import PreTrainedModel
+
+from .configuration_bert import JinaBertConfig
+
+
+def _get_alibi_head_slopes(n_heads):
+    def get_slopes_power_of_2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        ratio = start
+        return [start * ratio**i for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return get_slopes_power_of_2(n_heads)
+    closest_power_of_2 = 2 ** math.floor(math.log2(n_heads))
+    return (get_slopes_power_of_2(closest_power_of_2)
+            + _get_alibi_head_slopes(2 * closest_power_of_2)[0::2][: n_heads - closest_power_of_2])
+
+
+class JinaBertEmbeddings(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        if config.position_embedding_type != "alibi":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.position_embedding_type = config.position_embedding_type
+
+    def forward(self, input_ids, token_type_ids=None):
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        if self.position_embedding_type != "alibi":
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+            embeddings = embeddings + self.position_embeddings(positions)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class JinaBertSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.attn_implementation = config.attn_implementation
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = int(config.hidden_size / config.num_attention_heads)
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.query = nn.Linear(config.hidden_size, self.all_head_size)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def transpose_for_scores(self, x):
+        new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
+        return x.view(new_x_shape).permute(0, 2, 1, 3)
+
+    def forward(self, hidden_states, attention_mask, bias):
+        query_layer = self.transpose_for_scores(self.query(hidden_states))
+        key_layer = self.transpose_for_scores(self.key(hidden_states))
+        value_layer = self.transpose_for_scores(self.value(hidden_states))
+        if self.attn_implementation == "torch":
+            b, _, s, _ = query_layer.shape
+            attn = torch.nn.functional.scaled_dot_product_attention(query_layer, key_layer, value_layer,
+                                                                    attention_mask + bias)
+            return attn.permute(0, 2, 1, 3).contiguous().view(b, s, self.all_head_size)
+        attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))
+        attention_scores = attention_scores / math.sqrt(self.attention_head_size)
+        attention_scores = attention_scores + attention_mask + bias
+        attention_probs = self.dropout(nn.functional.softmax(attention_scores, dim=-1))
+        context_layer = torch.matmul(attention_probs, value_layer).permute(0, 2, 1, 3).contiguous()
+        return context_layer.view(context_layer.size()[:-2] + (self.all_head_size,))
+
+
+class JinaBertSelfOutput(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, input_tensor):
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class JinaBertAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.self = JinaBertSelfAttention(config)
+        self.output = JinaBertSelfOutput(config)
+
+    def forward(self, hidden_states, attention_mask, bias):
+        return self.output(self.self(hidden_states, attention_mask, bias), hidden_states)
+
+
+class JinaBertGLUMLP(nn.Module):
+    """The gated feed-forward: one projection to twice the intermediate width, its halves the gate and the value."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.gated_layers = nn.Linear(config.hidden_size, config.intermediate_size * 2, bias=False)
+        if config.feed_forward_type == "reglu":
+            self.act = nn.ReLU()
+        elif config.feed_forward_type == "geglu":
+            self.act = nn.GELU()
+        else:
+            raise ValueError(f"feed_forward_type {config.feed_forward_type} not supported")
+        self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states):
+        residual_connection = hidden_states
+        hidden_states = self.gated_layers(hidden_states)
+        gated = hidden_states[:, :, : self.config.intermediate_size]
+        non_gated = hidden_states[:, :, self.config.intermediate_size:]
+        hidden_states = self.act(gated) * non_gated
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.wo(hidden_states)
+        return self.layernorm(hidden_states + residual_connection)
+
+
+class JinaBertLayer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.attention = JinaBertAttention(config)
+        self.mlp = JinaBertGLUMLP(config)
+
+    def forward(self, hidden_states, attention_mask, bias):
+        return self.mlp(self.attention(hidden_states, attention_mask, bias))
+
+
+class JinaBertEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList([JinaBertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.num_attention_heads = config.num_attention_heads
+        self._current_alibi_size = int(config.max_position_embeddings)
+        self.register_buffer("alibi", self.rebuild_alibi_tensor(size=config.max_position_embeddings),
+                             persistent=False)
+
+    def rebuild_alibi_tensor(self, size, device=None):
+        n_heads = self.num_attention_heads
+        context_position = torch.arange(size, device=device)[:, None]
+        memory_position = torch.arange(size, device=device)[None, :]
+        relative_position = torch.abs(memory_position - context_position)
+        relative_position = relative_position.unsqueeze(0).expand(n_heads, -1, -1)
+        slopes = (torch.Tensor(_get_alibi_head_slopes(n_heads)).to(device) * -1)
+        alibi = slopes.unsqueeze(1).unsqueeze(1) * relative_position
+        alibi = alibi.unsqueeze(0)
+        self._current_alibi_size = size
+        return alibi
+
+    def forward(self, hidden_states, attention_mask):
+        _, seqlen, _ = hidden_states.size()
+        if self._current_alibi_size < seqlen:
+            self.register_buffer("alibi", self.rebuild_alibi_tensor(size=seqlen, device=hidden_states.device).to(
+                hidden_states.dtype), persistent=False)
+        alibi_bias = self.alibi[:, :, :seqlen, :seqlen].to(hidden_states.dtype)
+        for layer_module in self.layer:
+            hidden_states = layer_module(hidden_states, attention_mask, alibi_bias)
+        return hidden_states
+
+
+class JinaBertPooler(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states):
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class JinaBertPreTrainedModel(PreTrainedModel):
+    config_class = JinaBertConfig
+    base_model_prefix = "bert"
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+
+
+class JinaBertModel(JinaBertPreTrainedModel):
+    def __init__(self, config, add_pooling_layer=True):
+        super().__init__(config)
+        self.embeddings = JinaBertEmbeddings(config)
+        self.encoder = JinaBertEncoder(config)
+        self.pooler = JinaBertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeddings = self.embeddings(input_ids, token_type_ids)
+        extended = self.get_extended_attention_mask(attention_mask, input_ids.shape)
+        sequence_output = self.encoder(embeddings, extended)
+        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled)
+
+
+class JinaBertForSequenceClassification(JinaBertPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = JinaBertModel(config)
+        classifier_dropout = (config.classifier_dropout if config.classifier_dropout is not None
+                              else config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        return SequenceClassifierOutput(logits=logits)
+'''
+
+
+def tiny_jina_bert(directory: Path, max_length: int = 1024) -> Path:
+    """A 2-layer random JinaBERT reranker (ALiBi, GLU feed-forward, 6 heads: the slopes' non-power-of-two path)
+    saved with its modeling files (`trust_remote_code`), and a WordPiece tokenizer trained here whose
+    model_max_length is `max_length`, above 512 (ALiBi has no position table)."""
+    import importlib.util
+    import json
+    import sys
+
+    import torch
+    from transformers import BertTokenizerFast
+
+    if (directory / "config.json").exists():
+        return directory
+    wordpiece = tiny_bert(directory.with_name(directory.name + "-wordpiece"))
+    directory.mkdir(parents=True)
+    (directory / "configuration_bert.py").write_text(JINA_BERT_CONFIG)
+    (directory / "modeling_bert.py").write_text(JINA_BERT_MODEL)
+    # The files import each other relatively, as a package: load them as one to build the random weights.
+    package = f"_jina_bert_{abs(hash(str(directory)))}"
+    (directory / "__init__.py").write_text("")
+    spec = importlib.util.spec_from_file_location(package, directory / "__init__.py",
+                                                  submodule_search_locations=[str(directory)])
+    assert spec is not None and spec.loader is not None
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+    modeling = importlib.import_module(f"{package}.modeling_bert")
+    configuration = importlib.import_module(f"{package}.configuration_bert")
+    (directory / "__init__.py").unlink()
+    fast = BertTokenizerFast.from_pretrained(wordpiece, model_max_length=max_length)
+    torch.manual_seed(31)
+    config = configuration.JinaBertConfig(
+        vocab_size=fast.vocab_size, hidden_size=48, num_hidden_layers=2, num_attention_heads=6, intermediate_size=64,
+        max_position_embeddings=max_length, num_labels=1, feed_forward_type="geglu", initializer_range=0.2)
+    model = modeling.JinaBertForSequenceClassification(config).eval()
+    model.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    saved = json.loads((directory / "config.json").read_text())
+    saved["architectures"] = ["JinaBertForSequenceClassification"]
+    saved["auto_map"] = {"AutoConfig": "configuration_bert.JinaBertConfig",
+                         "AutoModelForSequenceClassification": "modeling_bert.JinaBertForSequenceClassification"}
+    saved["model_type"] = "bert"
+    (directory / "config.json").write_text(json.dumps(saved, indent=2))
+    return directory

@@ -1,86 +1,33 @@
-"""`crossrank export`: loads a cross-encoder, exports its encoder, checks parity, writes the Triton models.
+"""`crossrank export`: the whole flow, in order. Reads the checkpoint, lets its format (crossrank/export/formats)
+prepare it, builds the encoder for the chosen engine and precision (precision_choice), checks it against the
+format's reference scorer (parity), and writes the Triton models (triton_repository).
 
 Export refuses to report success until the exported model, run through the very tokenizer and encoder code
-that Triton will run, reproduces the PyTorch model's logits on sample pairs (longer than the max length
+that Triton will run, reproduces the reference's logits on sample pairs (longer than the max length
 included) within the tolerance.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from crossrank.export import agreement as agreement_module
-from crossrank.export import causal_layouts, encoder_build, engines, precision, source, stamp, tuning
+from crossrank.export import encoder_build, engines, formats, precision_choice, source, stamp, tuning
 from crossrank.export.agreement import Agreement
-from crossrank.export.reference import cross_encoder_logits, reference_logits, same_tokens_as
-from crossrank.export.samples import sample_pairs
+from crossrank.export.loading import load_checkpoint
+from crossrank.export.options import ExportError, ExportOptions
+from crossrank.export.parity import check_agreement, check_parity
+from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
 from crossrank.export.triton_repository import write_models
-from crossrank.model_info import Activation, ModelInfo, Task
-from crossrank.triton_models.pair_tokenizer import (
-    DEFAULT_LLM_PROMPT,
-    SETTINGS_FILE,
-    TOKENIZER_FILE,
-    ChatLayout,
-    FramedLayout,
-    PairTokenizer,
-    PromptTemplate,
-    TokenizerSettings,
-)
+from crossrank.model_info import ModelInfo, Task
+from crossrank.triton_models.pair_tokenizer import SETTINGS_FILE, TOKENIZER_FILE, PairTokenizer
+
+__all__ = ["ExportError", "ExportOptions", "ExportReport", "export"]
 
 logger = logging.getLogger(__name__)
-
-ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# transformers reports an unset model_max_length as a huge sentinel; anything above this is "unset".
-_UNSET_MAX_LENGTH = 1_000_000
-# Causal-LM rerankers: pair tokens (before the prompt) unless --max-length says otherwise, as in the
-# bge-reranker-v2-gemma model card's code.
-LLM_MAX_LENGTH = 1024
-# Parity scores the longest sample pair and the others shortest first while they hold at most this many
-# tokens: all 64 pairs of a 512-token model (about 8,000 tokens with a real tokenizer), of an 8,192-token model
-# the longest at its full window and most others (a pair that long takes minutes on two cores for a model of
-# half a billion parameters).
-PARITY_TOKENS = 16_384
-
-
-class ExportError(RuntimeError):
-    """Export cannot proceed; the message names the cause and what to try instead."""
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    source: str
-    name: str
-    repository: Path
-    engine: str = "onnx-python"
-    precision: str = "fp32"
-    max_length: int | None = None
-    max_batch_size: int = 256
-    encoder_threads: int = 0
-    tolerance: float = 1e-4
-    trust_remote_code: bool = False
-    tokenizer_instances: int = 1  # Triton instances of the tokenizer model (several on GPU hosts)
-    # Triton instances of a python-backend encoder: on a GPU a second one overlaps its host-side work
-    # (padding, copies, the result's trip back) with the other's kernels.
-    encoder_instances: int = 1
-    tokens_per_batch: int = 0  # padded tokens per encoder sub-batch; 0 = measured at export
-    source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
-    # Causal-LM rerankers only: how a pair is laid out (causal_layouts.py; auto: told from the checkpoint),
-    # and for the bge-gemma layout the prompt after each pair and the token whose logit is the score.
-    layout: str = "auto"
-    prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
-    score_token: str = "Yes"
-    # Causal-LM rerankers on torch-python: a request's shared prefix runs once (causal_lm_score.py); off
-    # computes every pair whole (for comparison, or should a model's attention make reuse unsafe).
-    prefix_reuse: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,199 +38,9 @@ class ExportReport:
     agreement: Agreement | None = None  # ranking agreement with fp32, for reduced precisions
 
 
-def _activation(config: object, num_labels: int) -> Activation:
-    """The default activation, following sentence-transformers' CrossEncoder rules."""
-    st = getattr(config, "sentence_transformers", None) or {}
-    path = st.get("activation_fn") or getattr(config, "sbert_ce_default_activation_function", None)
-    if path:
-        last = str(path).rsplit(".", 1)[-1].lower()
-        for activation in Activation:
-            if last == activation.value:
-                return activation
-        logger.warning("model names activation %s, which crossrank does not know; using the default", path)
-    return Activation.SIGMOID if num_labels == 1 else Activation.SOFTMAX
-
-
-def _max_length(tokenizer: object, config: object, requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    length = int(getattr(tokenizer, "model_max_length", _UNSET_MAX_LENGTH))
-    if length < _UNSET_MAX_LENGTH:
-        return length
-    positions = int(getattr(config, "max_position_embeddings", 512))
-    # RoBERTa-style models reserve positions for the padding offset.
-    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta"}:
-        return positions - (int(getattr(config, "pad_token_id", 0) or 0) + 1)
-    return positions
-
-
-def _needs_remote_code(exc: Exception, options: ExportOptions) -> ExportError | None:
-    if not options.trust_remote_code and "trust_remote_code" in str(exc):
-        return ExportError(f"{options.source} ships its own model code: read it, then export again with "
-                           "--trust-remote-code")
-    return None
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    tokenizer: Any
-    model: Any  # fp32, eval mode
-    # causal-LM rerankers: the score token, or a true and a false token (the score is their logits' difference)
-    score_tokens: tuple[int, ...] | None = None
-    chat: ChatLayout | None = None  # the sentence-transformers layout of a causal-LM reranker
-    framed: FramedLayout | None = None  # Qwen3-Reranker's model-card layout
-    # sentence-transformers' own CrossEncoder, the reference for the layouts it loads
-    cross_encoder: Any = None
-    layout: str | None = None  # a causal-LM reranker's layout (causal_layouts); None for a sequence classifier
-
-
-def _load_config(path: Path, options: ExportOptions) -> Any:
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(path, trust_remote_code=options.trust_remote_code)
-    except Exception as exc:
-        remote = _needs_remote_code(exc, options)
-        if remote:
-            raise remote from exc
-        if "model_type" in str(exc) or "does not recognize this architecture" in str(exc) or isinstance(exc, KeyError):
-            raise ExportError(f"{options.source}: unsupported architecture (transformers does not know its "
-                              "model_type); if the model ships its own code, read it and add "
-                              "--trust-remote-code, else upgrade transformers") from exc
-        raise ExportError(f"cannot read the model config in {path}: {str(exc).splitlines()[0]}") from exc
-
-
-def _load(path: Path, options: ExportOptions) -> _Loaded:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    config = _load_config(path, options)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
-    except Exception as exc:
-        raise _needs_remote_code(exc, options) or ExportError(
-            f"cannot load the tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
-    if getattr(tokenizer, "backend_tokenizer", None) is None:
-        raise ExportError(f"{options.source}: the tokenizer has no fast (Rust) version, which Triton needs; "
-                          "convert it with transformers' `convert_slow_tokenizer` and save tokenizer.json")
-    architectures = [str(a) for a in getattr(config, "architectures", None) or ()]
-    causal = any(a.endswith("ForCausalLM") for a in architectures)
-    layout = None
-    if causal:
-        try:
-            layout = causal_layouts.determine(options.layout, str(getattr(config, "model_type", "")), tokenizer,
-                                              options.source)
-        except causal_layouts.LayoutError as exc:
-            raise ExportError(str(exc)) from exc
-        if layout == causal_layouts.SENTENCE_TRANSFORMERS:
-            return _load_cross_encoder(path, options, config)
-    if architectures and not causal and not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise ExportError(f"{options.source}: a {architectures[0]}, not a cross-encoder (sequence "
-                          "classification) or causal-LM reranker: it has no trained scoring head. Export a "
-                          "reranker checkpoint, or train a head first (sentence-transformers CrossEncoder)")
-    auto: Any = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
-    try:
-        model, loading = auto.from_pretrained(path, trust_remote_code=options.trust_remote_code,
-                                              attn_implementation="eager", output_loading_info=True)
-    except ValueError as exc:
-        raise _needs_remote_code(exc, options) or ExportError(
-            f"{options.source}: not a sequence-pair (sequence classification) model, nor a causal LM reranker, "
-            f"or an unsupported architecture: {str(exc).splitlines()[0]}") from exc
-    if loading.get("missing_keys"):
-        # A checkpoint without architectures can still lack the head; transformers would make one up.
-        raise ExportError(f"{options.source}: the checkpoint lacks {', '.join(sorted(loading['missing_keys'])[:3])}"
-                          " (its scoring head would be random): export a trained cross-encoder checkpoint")
-    if not causal:
-        return _Loaded(tokenizer, model.eval(), cross_encoder=_saved_cross_encoder(path, options))
-    if layout == causal_layouts.MXBAI_RERANK_V2:  # its code scores by the first token of "1" and of "0"
-        answers = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in causal_layouts.MXBAI_TOKENS]
-        if any(not ids or ids[0] == tokenizer.unk_token_id for ids in answers):
-            raise ExportError(f"{options.source}: the tokenizer has no token for '1' or '0', which mxbai-rerank-v2 "
-                              "is scored by: not an mxbai-rerank-v2 checkpoint")
-        return _Loaded(tokenizer, model.eval(), (int(answers[0][0]), int(answers[1][0])), layout=layout)
-    if layout == causal_layouts.QWEN3_RERANKER:
-        tokens = tuple(tokenizer.convert_tokens_to_ids(t) for t in causal_layouts.QWEN3_TOKENS)
-        if any(t is None or t == tokenizer.unk_token_id for t in tokens):
-            raise ExportError(f"{options.source}: the tokenizer lacks the 'yes' or 'no' token that Qwen3-Reranker "
-                              "is scored by: not a Qwen3-Reranker checkpoint")
-        return _Loaded(tokenizer, model.eval(), tuple(int(t) for t in tokens), framed=causal_layouts.QWEN3_FRAME,
-                       layout=layout)
-    ids = tokenizer(options.score_token, add_special_tokens=False)["input_ids"]
-    if not ids or tokenizer.unk_token_id in ids:
-        raise ExportError(f"{options.source}: the tokenizer has no token for {options.score_token!r}, whose logit "
-                          "would be the score; name another with --score-token")
-    return _Loaded(tokenizer, model.eval(), (int(ids[0]),), layout=layout)
-
-
-def _saved_cross_encoder(path: Path, options: ExportOptions) -> Any:
-    """sentence-transformers' CrossEncoder for a directory it saved (`config_sentence_transformers.json` says
-    CrossEncoder): its max length, default prompt and activation are the model's settings, and it is the
-    reference. None for a plain transformers checkpoint (scored as CrossEncoder scores those by default)."""
-    import json
-
-    try:
-        saved = json.loads((path / "config_sentence_transformers.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if saved.get("model_type") != "CrossEncoder":
-        return None
-    from sentence_transformers import CrossEncoder
-
-    return CrossEncoder(str(path), device="cpu", trust_remote_code=options.trust_remote_code,
-                        max_length=options.max_length)
-
-
-def _load_cross_encoder(path: Path, options: ExportOptions, config: Any) -> _Loaded:
-    """A causal-LM reranker as sentence-transformers' CrossEncoder loads it (its model, its LogitScore tokens,
-    its max length); the CrossEncoder itself is the reference."""
-    from sentence_transformers import CrossEncoder
-
-    try:
-        encoder = CrossEncoder(str(path), device="cpu", trust_remote_code=options.trust_remote_code,
-                               max_length=options.max_length, model_kwargs={"attn_implementation": "eager"})
-    except Exception as exc:
-        raise ExportError(f"{options.source}: sentence-transformers cannot load it as a CrossEncoder: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    scorers = [m for m in encoder if type(m).__name__ == "LogitScore"]
-    if len(scorers) != 1:
-        raise ExportError(f"{options.source}: a causal-LM CrossEncoder without one LogitScore module")
-    scorer = scorers[0]
-    tokens = (int(scorer.true_token_id),) + (() if scorer.false_token_id is None else (int(scorer.false_token_id),))
-    if getattr(encoder[0].tokenizer, "truncation_side", "right") != "right":
-        raise ExportError(f"{options.source}: a left-truncating tokenizer with a chat template is not supported")
-    limit = encoder.max_length
-    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
-    if not limit or limit >= _UNSET_MAX_LENGTH or (positions and limit > positions):
-        limit = positions or LLM_MAX_LENGTH
-        encoder.max_length = limit
-    layout = causal_layouts.chat_layout(encoder[0].tokenizer)
-    assert layout is not None  # determine() checked it
-    return _Loaded(encoder[0].tokenizer, encoder[0].model.eval(), tokens, chat=layout, cross_encoder=encoder,
-                   layout=causal_layouts.SENTENCE_TRANSFORMERS)
-
-
-def _resolve_engine(options: ExportOptions) -> str:
-    """`--engine auto` with a named precision: the python-backend engine that runs it."""
-    if options.engine != precision.AUTO:
-        return options.engine
-    return "torch-python" if options.precision in ("bf16", "fp16") else "onnx-python"
-
-
-def _candidates(options: ExportOptions) -> list[precision.Candidate]:
-    if options.precision != precision.AUTO:
-        name = _resolve_engine(options)
-        engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
-        return [precision.Candidate(name, options.precision)]
-    from crossrank.triton_models.host_cpu import cpu_flags
-
-    try:
-        return precision.candidates(options.engine, cpu_flags(), _cuda())
-    except precision.PrecisionChoiceError as exc:
-        raise ExportError(str(exc)) from exc
-
-
 def export(options: ExportOptions) -> ExportReport:
     """Exports `options.source` into `options.repository` and returns what was checked."""
-    candidates = _candidates(options)
+    candidates = precision_choice.candidates(options)
     for flag, count in (("--tokenizer-instances", options.tokenizer_instances),
                         ("--encoder-instances", options.encoder_instances),
                         ("--max-batch-size", options.max_batch_size)):
@@ -296,76 +53,66 @@ def export(options: ExportOptions) -> ExportReport:
     except source.SourceError as exc:
         raise ExportError(str(exc)) from exc
     logger.info("loading %s", path)
-    loaded = _load(path, options)
-    tokenizer, model = loaded.tokenizer, loaded.model
-    settings = _settings(loaded, options)
-    config = model.config
-    num_labels = 1 if loaded.score_tokens is not None else int(config.num_labels)
-    if loaded.layout == causal_layouts.BGE_GEMMA:
-        labels: tuple[str, ...] = (options.score_token,)
-    elif loaded.score_tokens is not None:  # the other layouts: the (true) token their code scores by
-        labels = (str(tokenizer.convert_ids_to_tokens(loaded.score_tokens[0])),)
-    else:
-        labels = tuple(str(config.id2label.get(i, f"LABEL_{i}")) for i in range(num_labels))
+    checkpoint = load_checkpoint(path, options)
+    try:
+        chosen_format = formats.choose(options.layout, checkpoint)
+    except formats.LayoutError as exc:
+        raise ExportError(str(exc)) from exc
+    logger.info("format: %s", chosen_format.name)
+    prepared = chosen_format.prepare(checkpoint)
+    settings, model = prepared.settings, prepared.model
+    num_labels = len(prepared.labels)
     info = ModelInfo(
-        name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=labels,
-        activation=_cross_encoder_activation(loaded.cross_encoder) if loaded.cross_encoder is not None
-        else _activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
-        engine=candidates[0].engine,
+        name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=prepared.labels,
+        activation=prepared.activation, max_length=prepared.max_length, engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
-        max_batch_size=options.max_batch_size, instruction=settings.framed.instruction if settings.framed else "",
-        accepts_instruction=settings.framed is not None or bool(settings.prompt and settings.prompt.instruction_format),
-    )
+        max_batch_size=options.max_batch_size, instruction=prepared.instruction,
+        accepts_instruction=prepared.accepts_instruction)
+    reference = prepared.reference
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
         work = Path(scratch)
         tokenizer_dir = work / "tokenizer"
         tokenizer_dir.mkdir()
-        (tokenizer_dir / TOKENIZER_FILE).write_text(tokenizer.backend_tokenizer.to_str())
+        (tokenizer_dir / TOKENIZER_FILE).write_text(checkpoint.tokenizer.backend_tokenizer.to_str())
         settings.dump(tokenizer_dir / SETTINGS_FILE)
         pair_tokenizer = PairTokenizer.from_directory(tokenizer_dir)
-
-        def reference(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-            if loaded.cross_encoder is not None:
-                return cross_encoder_logits(loaded.cross_encoder, pairs)
-            return reference_logits(tokenizer, model, settings, pairs, loaded.score_tokens)
-
-        if loaded.cross_encoder is not None:
+        if prepared.check_tokens is not None:
             try:
-                same_tokens_as(loaded.cross_encoder, pair_tokenizer)
+                prepared.check_tokens(pair_tokenizer)
             except AssertionError as exc:
                 raise ExportError(f"{options.source}: {exc}") from exc
 
-        def build(candidate: precision.Candidate) -> engines.BuiltEncoder:
+        def build(candidate: Candidate) -> engines.BuiltEncoder:
             logger.info("exporting the encoder (%s)", candidate)
             chosen = replace(options, engine=candidate.engine, precision=candidate.precision)
             try:
                 return engines.get(candidate.engine, candidate.precision).build(
                     model, settings.model_input_names, num_labels, settings,
-                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, loaded.score_tokens,
+                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, prepared.score.score_tokens,
                     info.max_length)
             except engines.UnsupportedEngineError as exc:
                 raise ExportError(str(exc)) from exc
 
         if len(candidates) > 1:
-            built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info)
+            built, info, agreement = precision_choice.choose(candidates, build, reference, pair_tokenizer, info)
         else:
             built, agreement = build(candidates[0]), None
         reduced = (built.checked_precision or info.precision) != "fp32"
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
                            "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
-        diff, checked = _check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
+        diff, checked = check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
         if reduced and agreement is None:
-            agreement = _check_agreement(reference, pair_tokenizer, built, info)
+            agreement = check_agreement(reference, pair_tokenizer, built, info)
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
             # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
-            on_gpu = info.engine == "torch-python" and _cuda()
+            on_gpu = info.engine == "torch-python" and precision_choice.cuda()
             built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
-                                             precision.GPU_WIDTHS if on_gpu else precision.CPU_WIDTHS)
+                                             GPU_WIDTHS if on_gpu else CPU_WIDTHS)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
@@ -379,7 +126,7 @@ def export(options: ExportOptions) -> ExportReport:
             "max_length": options.max_length, "max_batch_size": options.max_batch_size,
             "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
-            "prompt": options.prompt, "score_token": options.score_token,
+            "prompt": options.prompt, "score_token": options.score_token, "cutoff_layer": options.cutoff_layer,
             "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
         write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
                      lambda directory: stamp.write(directory, recorded))
@@ -388,171 +135,3 @@ def export(options: ExportOptions) -> ExportReport:
     return ExportReport(info, diff, checked, agreement)
 
 
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Candidate], engines.BuiltEncoder],
-            reference: Reference, pair_tokenizer: PairTokenizer,
-            info: ModelInfo) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
-    """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
-    feeds = tuning.timing_feeds(pair_tokenizer)
-    trials: list[precision.Trial] = []
-    built_by = {}
-    for candidate in candidates:
-        built = build(candidate)
-        if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
-            feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
-        candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-        agreement = (None if candidate.precision == "fp32"
-                     else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
-        trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
-        trials.append(trial)
-        built_by[candidate] = built
-        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == "fp32"), None)
-        ratio = (f", {trial.pairs_per_s / fp32_rate:.2f}x fp32"
-                 if fp32_rate and trial.candidate.precision != "fp32" else "")
-        verdict = ("the reference" if agreement is None else
-                   f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
-                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "
-                   f"{precision.MIN_TOP10_OVERLAP})")
-        logger.info("auto: %s measured %.0f pairs/s%s, %s", candidate, trial.pairs_per_s, ratio, verdict)
-    chosen = precision.choose(trials)
-    logger.info("auto: chose %s (%.0f pairs/s, the fastest that ranks like fp32)", chosen.candidate,
-                chosen.pairs_per_s)
-    return (built_by[chosen.candidate], replace(info, engine=chosen.candidate.engine,
-                                                precision=chosen.candidate.precision), chosen.agreement)
-
-
-def _cross_encoder_activation(encoder: Any) -> Activation:
-    name = type(encoder.activation_fn).__name__.lower()
-    for activation in Activation:
-        if name == activation.value:
-            return activation
-    logger.warning("the CrossEncoder's activation %s is not one crossrank knows; serving sigmoid by default", name)
-    return Activation.SIGMOID
-
-
-def _settings(loaded: _Loaded, options: ExportOptions) -> TokenizerSettings:
-    tokenizer, model = loaded.tokenizer, loaded.model
-    if loaded.framed is not None:
-        return TokenizerSettings(
-            max_length=options.max_length or causal_layouts.QWEN3_MAX_LENGTH,
-            pad_token_id=int(tokenizer.pad_token_id or 0), model_input_names=("input_ids", "attention_mask"),
-            padding_side="right", framed=loaded.framed)
-    if loaded.layout == causal_layouts.MXBAI_RERANK_V2:
-        max_length = _mxbai_max_length(tokenizer, options.max_length or causal_layouts.MXBAI_MAX_LENGTH)
-        return TokenizerSettings(
-            max_length=max_length, pad_token_id=int(tokenizer.pad_token_id or 0),
-            model_input_names=("input_ids", "attention_mask"), padding_side="right",
-            prompt=causal_layouts.mxbai_template(max_length))
-    if loaded.chat is not None:
-        return TokenizerSettings(
-            max_length=int(loaded.cross_encoder.max_length), pad_token_id=int(tokenizer.pad_token_id or 0),
-            model_input_names=("input_ids", "attention_mask"), padding_side="right", chat=loaded.chat)
-    if loaded.score_tokens is not None:
-        max_length = options.max_length or LLM_MAX_LENGTH
-        bos = tokenizer.bos_token_id
-        return TokenizerSettings(
-            max_length=max_length, pad_token_id=int(tokenizer.pad_token_id or 0),
-            model_input_names=("input_ids", "attention_mask"),
-            truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
-            padding_side="right",  # positions must match the unpadded pair; the score is read at its end
-            prompt=PromptTemplate(bos_token_id=None if bos is None else int(bos),
-                                  query_max_length=max_length * 3 // 4,
-                                  prompt=options.prompt or DEFAULT_LLM_PROMPT))
-    encoder = loaded.cross_encoder
-    prefix = str(encoder.prompts.get(encoder.default_prompt_name, "")) if encoder is not None \
-        and encoder.default_prompt_name else ""
-    # Inputs follow the model: a tokenizer may produce token_type_ids that the model has no use for.
-    # A forward that names no inputs at all (custom code wrapping another model with *args, **kwargs) takes
-    # whatever the tokenizer gives.
-    parameters = inspect.signature(model.forward).parameters
-    opaque = "input_ids" not in parameters and any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    input_names = tuple(n for n in ENCODER_INPUTS if n in tokenizer.model_input_names
-                        and (opaque or n in parameters))
-    return TokenizerSettings(
-        max_length=_max_length(tokenizer, model.config, options.max_length or (
-            int(encoder.max_length) if encoder is not None and encoder.max_length else None)),
-        text_prefix=prefix,
-        pad_token_id=int(tokenizer.pad_token_id or 0),
-        model_input_names=input_names,
-        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
-        padding_side=str(getattr(tokenizer, "padding_side", "right")),
-    )
-
-
-def _mxbai_max_length(tokenizer: Any, requested: int) -> int:
-    """As mxbai-rerank-v2's code: the max length, lowered where it and the template's fixed tokens (prefix, task
-    prompt, suffix, separator) would exceed the tokenizer's `model_max_length`."""
-    fixed = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (
-        causal_layouts.MXBAI_PREFIX, causal_layouts.MXBAI_TASK_PROMPT, causal_layouts.MXBAI_SUFFIX, "\n"))
-    limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
-    return requested if not 0 < limit < _UNSET_MAX_LENGTH or requested + fixed <= limit else limit - fixed
-
-
-def _sequence_limit(tokenizer: Any, settings: TokenizerSettings) -> int:
-    """The most tokens a pair can take into the encoder: the max length, plus a causal-LM prompt."""
-    if settings.prompt is None:
-        return settings.max_length
-    template = settings.prompt
-    fixed = [tokenizer(text, add_special_tokens=False)["input_ids"]
-             for text in (template.separator, template.prompt, template.prefix, template.suffix)]
-    return settings.max_length + sum(len(ids) for ids in fixed)
-
-
-Reference = Callable[[Sequence[tuple[str, str]]], np.ndarray]
-
-
-def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
-                     info: ModelInfo, warn: bool = True) -> Agreement:
-    from crossrank.gateway.core.activation import apply
-
-    def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
-        return apply(info.activation, built.score(batch.tensors))[:, 0]
-
-    logger.info("%s: measuring ranking agreement with fp32", info.precision)
-    result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
-    logger.info("%s against fp32: %s", info.precision, result.summary())
-    if warn and result.spearman < agreement_module.MIN_SPEARMAN:
-        logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
-                       "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
-                       result.spearman, agreement_module.MIN_SPEARMAN)
-    return result
-
-
-def parity_selection(lengths: Sequence[int], budget: int = PARITY_TOKENS) -> list[int]:
-    """Indices of the sample pairs parity scores: the longest always (truncation stays in the check), and the
-    others shortest first while they hold at most `budget` tokens together."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    kept, spent = [order[-1]], 0
-    for i in order[:-1]:
-        if spent + lengths[i] > budget:
-            break
-        kept.append(i)
-        spent += lengths[i]
-    return sorted(kept)
-
-
-def _check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
-                  tolerance: float) -> tuple[float, int]:
-    samples = sample_pairs()
-    batch = pair_tokenizer.encode([q for q, _ in samples], [d for _, d in samples])
-    kept = parity_selection(batch.tensors["attention_mask"].sum(axis=1).tolist())
-    pairs = [samples[i] for i in kept]
-    left_out = "" if len(kept) == len(samples) else (
-        f" ({len(samples) - len(kept)} long ones left out: the longest kept, the others within "
-        f"{PARITY_TOKENS:,} tokens)")
-    logger.info("parity: scoring %d sample pairs%s with PyTorch, then with the exported model", len(pairs), left_out)
-    expected = reference(pairs)
-    # the rows of the pairs kept (the longest among them: the padded width stays the same)
-    exported = built.score({name: rows[kept] for name, rows in batch.tensors.items()})
-    diff = float(np.max(np.abs(exported - expected)))
-    if not diff <= tolerance:
-        raise ExportError(f"the exported model differs from PyTorch by {diff:.2e} (limit {tolerance:.0e}); "
-                          "nothing was written")
-    return diff, len(pairs)

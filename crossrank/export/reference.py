@@ -1,17 +1,15 @@
-"""The PyTorch reference scores that export compares the exported model with.
+"""The PyTorch reference scorers that several formats share (each format names its own in its module).
 
 Built only from transformers and sentence-transformers, never from crossrank's tokenizer or encoder code,
-so parity covers tokenization too. Sequence classifiers are scored as sentence-transformers' CrossEncoder
-scores them (the model's tokenizer on (query, passage) with longest-first truncation); causal-LM rerankers in
-the sentence-transformers layout by that CrossEncoder itself (`cross_encoder_logits`); bge-reranker-v2-gemma
-as its model card's reference code does (its `get_inputs`, one pair at a time so no padding can shift
-positions).
+so parity covers tokenization too: sequence classifiers scored as sentence-transformers' CrossEncoder scores
+them (the model's tokenizer on (query, passage) with longest-first truncation, `reference_logits`), anything
+sentence-transformers loads by that CrossEncoder itself (`cross_encoder_logits`), in batches bounded by the
+memory their attention takes.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +18,6 @@ import numpy as np
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 logger = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 10.0
 # Bytes of attention scores one reference batch may hold (eager attention: batch x heads x length^2 x 4): an
 # 8,192-token model scored 64 pairs at once asks for tens of GB; sorted, bounded batches ask for one.
 ATTENTION_BUDGET = 1 << 30
@@ -62,81 +59,22 @@ def _heads(model: Any) -> int:
     return int(getattr(config, "num_attention_heads", 0) or 16)
 
 
-def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pairs: Sequence[tuple[str, str]],
-                     tokens: Sequence[int] | None = None) -> np.ndarray:
-    """Logits [n, labels] of the fp32 PyTorch model for `pairs` (`tokens`: a causal LM's score tokens)."""
+def reference_logits(tokenizer: Any, model: Any, settings: TokenizerSettings,
+                     pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Logits [n, labels] of an fp32 PyTorch sequence classifier for `pairs`, tokenized as sentence-transformers'
+    CrossEncoder tokenizes them (the model's tokenizer, longest-first truncation to the max length)."""
     import torch
 
-    with torch.no_grad():
-        if settings.framed is not None:
-            assert tokens is not None and len(tokens) == 2
-            return _framed_logits(tokenizer, model, settings, pairs, tokens)
-        if settings.prompt is None:
-            lengths = [len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs],
-                                                      truncation="longest_first",
-                                                      max_length=settings.max_length)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer([a for a, _ in pairs], [b for _, b in pairs],
+                                              truncation="longest_first", max_length=settings.max_length)["input_ids"]]
 
-            def batch_logits(batch: list[int]) -> np.ndarray:
-                features = tokenizer([pairs[i][0] for i in batch], [pairs[i][1] for i in batch], padding=True,
-                                     truncation="longest_first", max_length=settings.max_length,
-                                     return_tensors="pt")
-                return model(**features).logits.float().numpy()
+    def batch_logits(batch: list[int]) -> np.ndarray:
+        features = tokenizer([pairs[i][0] for i in batch], [pairs[i][1] for i in batch], padding=True,
+                             truncation="longest_first", max_length=settings.max_length, return_tensors="pt")
+        with torch.no_grad():
+            return model(**features).logits.float().numpy()
 
-            return _in_bounded_batches(lengths, _heads(model), batch_logits)
-        assert tokens is not None
-        rows: list[float] = []
-        last_report = time.monotonic()
-        for query, passage in pairs:
-            ids = torch.tensor([prompt_input_ids(tokenizer, settings, query, passage)])
-            logits = model(input_ids=ids).logits[0, -1].float()
-            # bge-reranker-v2-gemma: the "Yes" logit; mxbai-rerank-v2: the "1" logit minus the "0" one
-            rows.append(float(logits[tokens[0]] - (logits[tokens[1]] if len(tokens) == 2 else 0.0)))
-            if time.monotonic() - last_report > PROGRESS_EVERY_S:  # a billion-parameter LM takes a while
-                logger.info("reference scores: %d of %d pairs", len(rows), len(pairs))
-                last_report = time.monotonic()
-        return np.array(rows, dtype=np.float32).reshape(-1, 1)
-
-
-def _framed_logits(tokenizer: Any, model: Any, settings: TokenizerSettings, pairs: Sequence[tuple[str, str]],
-                   tokens: Sequence[int]) -> np.ndarray:
-    """Qwen3-Reranker's model-card code (`format_instruction`, `process_inputs`, `compute_logits`), one pair at
-    a time: the log-odds of "yes" over "no" at the last position (its score is their sigmoid)."""
-    import torch
-
-    frame = settings.framed
-    assert frame is not None
-    prefix = tokenizer.encode(frame.prefix, add_special_tokens=False)
-    suffix = tokenizer.encode(frame.suffix, add_special_tokens=False)
-    rows = []
-    for query, document in pairs:
-        body = frame.body.format(instruction=frame.instruction, query=query, document=document)
-        ids = tokenizer(body, truncation="longest_first", return_attention_mask=False,
-                        max_length=settings.max_length - len(prefix) - len(suffix))["input_ids"]
-        logits = model(input_ids=torch.tensor([prefix + ids + suffix])).logits[0, -1]
-        rows.append(float(logits[tokens[0]] - logits[tokens[1]]))
-    return np.array(rows, dtype=np.float32).reshape(-1, 1)
-
-
-def prompt_input_ids(tokenizer: Any, settings: TokenizerSettings, query: str, passage: str) -> list[int]:
-    """One pair's input ids as the bge-reranker-v2-gemma model card builds them (`get_inputs`), and as
-    mxbai-rerank-v2's code does (`prepare_inputs`, `concat_input_ids`: the same steps inside a chat prefix and
-    suffix)."""
-    template = settings.prompt
-    assert template is not None
-    separator = tokenizer(template.separator, add_special_tokens=False)["input_ids"]
-    prompt = tokenizer(template.prompt, add_special_tokens=False)["input_ids"]
-    query_ids = tokenizer(template.query_prefix + query, add_special_tokens=False,
-                          max_length=template.query_max_length, truncation=True)["input_ids"]
-    passage_ids = tokenizer(template.document_prefix + passage, add_special_tokens=False,
-                            max_length=settings.max_length, truncation=True)["input_ids"]
-    bos = [] if template.bos_token_id is None else [template.bos_token_id]
-    item = tokenizer.prepare_for_model(bos + query_ids, separator + passage_ids, truncation="only_second",
-                                       max_length=settings.max_length, padding=False,
-                                       return_attention_mask=False, return_token_type_ids=False,
-                                       add_special_tokens=False)
-    prefix, suffix = (tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-                      for text in (template.prefix, template.suffix))
-    return prefix + list(item["input_ids"]) + separator + prompt + suffix
+    return _in_bounded_batches(lengths, _heads(model), batch_logits)
 
 
 def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

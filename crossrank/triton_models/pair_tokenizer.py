@@ -1,5 +1,9 @@
 """Pair tokenization for cross-encoders, exactly as the model's own Hugging Face fast tokenizer does it.
 
+The tokenization side of the format registry (crossrank/export/formats): each format records settings that
+name one of the rules in `RULES` (`pair`, `prompt`, `chat`, `framed`, described below), and this module runs
+that rule inside Triton.
+
 Runs inside the `<name>_tokenizer` Triton model and in tests. Each text is encoded once without special
 tokens (a rerank request repeats its query for every document, so the query is tokenized once), then
 `Tokenizer.post_process` applies the model's pair template: the same steps `tokenizers` runs inside
@@ -98,6 +102,17 @@ class TokenizerSettings:
     # Prepended to each pair's first text: a sentence-transformers CrossEncoder's default prompt
     text_prefix: str = ""
 
+    @property
+    def rule(self) -> str:
+        """The tokenization rule these settings name (a key of `RULES`)."""
+        if self.prompt is not None:
+            return "prompt"
+        if self.chat is not None:
+            return "chat"
+        if self.framed is not None:
+            return "framed"
+        return "pair"
+
     @classmethod
     def load(cls, path: Path) -> TokenizerSettings:
         raw: dict[str, Any] = json.loads(path.read_text())
@@ -168,12 +183,10 @@ class PairTokenizer:
         gateway refuses it for them)."""
         if len(texts) != len(text_pairs):
             raise ValueError("texts and text_pairs differ in length")
-        if self._settings.prompt is not None:
-            return self._encode_prompted(texts, text_pairs, self._settings.prompt, instruction)
-        if self._settings.chat is not None:
-            return self._encode_chat(texts, text_pairs, self._settings.chat)
-        if self._settings.framed is not None:
-            return self._encode_framed(texts, text_pairs, self._settings.framed, instruction)
+        return RULES[self._settings.rule](self, texts, text_pairs, instruction)
+
+    def _encode_pair(self, texts: list[str], text_pairs: list[str], instruction: str | None) -> PairBatch:
+        """Rule `pair`: the tokenizer's own pair template, longest-first truncation to the max length."""
         if self._settings.text_prefix:  # as sentence-transformers applies a prompt: before the first text
             texts = [self._settings.text_prefix + t for t in texts]
         encoded = self._encode_once([*texts, *text_pairs])
@@ -226,8 +239,10 @@ class PairTokenizer:
         unique = list(dict.fromkeys(texts))
         return dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
 
-    def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate,
-                         instruction: str | None) -> PairBatch:
+    def _encode_prompted(self, texts: list[str], text_pairs: list[str], instruction: str | None) -> PairBatch:
+        """Rule `prompt`: `PromptTemplate` (bge-reranker-v2-gemma's and mxbai-rerank-v2's published code)."""
+        template = self._settings.prompt
+        assert template is not None
         lead = template.instruction_format.format(instruction=instruction) if instruction else ""
         queries = [lead + template.query_prefix + t for t in texts]
         documents = [template.document_prefix + p for p in text_pairs]
@@ -256,7 +271,10 @@ class PairTokenizer:
                                              len(template.document_prefix))
         return PairBatch(self._pad(rows), num_tokens, document_end, truncated)
 
-    def _encode_chat(self, texts: list[str], text_pairs: list[str], layout: ChatLayout) -> PairBatch:
+    def _encode_chat(self, texts: list[str], text_pairs: list[str], instruction: str | None) -> PairBatch:
+        """Rule `chat`: a `ChatLayout` tokenized whole, cut, its closing tokens restored."""
+        layout = self._settings.chat
+        assert layout is not None
         rendered = [layout.before + t + layout.between + p + layout.after for t, p in zip(texts, text_pairs)]
         limit = self._settings.max_length
         closing = list(layout.suffix_ids[-limit:]) if limit else []
@@ -277,8 +295,10 @@ class PairTokenizer:
             rows.append((ids, []))
         return PairBatch(self._pad(rows), num_tokens, document_end, num_tokens > limit)
 
-    def _encode_framed(self, texts: list[str], text_pairs: list[str], layout: FramedLayout,
-                       instruction: str | None) -> PairBatch:
+    def _encode_framed(self, texts: list[str], text_pairs: list[str], instruction: str | None) -> PairBatch:
+        """Rule `framed`: a `FramedLayout`, the body alone cut to what the frame leaves."""
+        layout = self._settings.framed
+        assert layout is not None
         task = instruction or layout.instruction
         prefix, suffix = self._frame
         budget = max(0, self._settings.max_length - len(prefix) - len(suffix))
@@ -316,6 +336,17 @@ class PairTokenizer:
             if "token_type_ids" in out:
                 out["token_type_ids"][row, cols] = type_ids
         return out
+
+
+# The tokenization rules, by name: what a model format (crossrank/export/formats) chooses for its pairs through
+# the settings it records. A format whose pairs follow none of these adds its rule here, beside the others,
+# because this module runs inside Triton and imports nothing of crossrank.
+RULES = {
+    "pair": PairTokenizer._encode_pair,
+    "prompt": PairTokenizer._encode_prompted,
+    "chat": PairTokenizer._encode_chat,
+    "framed": PairTokenizer._encode_framed,
+}
 
 
 def longest_first(first: int, second: int, budget: int) -> tuple[int, int]:

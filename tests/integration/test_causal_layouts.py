@@ -12,7 +12,7 @@ import torch
 from sentence_transformers import CrossEncoder
 from transformers import AutoTokenizer
 
-from crossrank.export import causal_layouts
+from crossrank.export import formats as causal_layouts
 from crossrank.export.exporter import ExportError, ExportOptions, export
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 from tests.model_builders import QWEN3_RERANKER_TEMPLATE, pairs_with_long_documents, tiny_qwen3_reranker

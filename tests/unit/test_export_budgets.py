@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crossrank.export import tuning
-from crossrank.export.exporter import PARITY_TOKENS, parity_selection
+from crossrank.export.parity import PARITY_TOKENS, parity_selection
 
 
 def test_parity_keeps_every_pair_of_a_512_token_model() -> None:
