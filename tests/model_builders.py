@@ -637,3 +637,109 @@ def tiny_jina_bert(directory: Path, max_length: int = 1024) -> Path:
     saved["model_type"] = "bert"
     (directory / "config.json").write_text(json.dumps(saved, indent=2))
     return directory
+
+
+MINICPM_START_LAYER = 2
+MINICPM_LAYERS = 8
+
+
+def _package_module(directory: Path, name: str):  # type: ignore[no-untyped-def]
+    """Imports `directory`'s `name`.py as part of a package (the files import each other relatively)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    package = f"_tiny_{abs(hash(str(directory)))}"
+    if package not in sys.modules:
+        (directory / "__init__.py").write_text("")
+        spec = importlib.util.spec_from_file_location(package, directory / "__init__.py",
+                                                      submodule_search_locations=[str(directory)])
+        assert spec is not None and spec.loader is not None
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+        (directory / "__init__.py").unlink()
+    return importlib.import_module(f"{package}.{name}")
+
+
+def tiny_minicpm_layerwise(directory: Path) -> Path:
+    """A random 8-layer MiniCPM layerwise reranker (scoring heads from layer 2 up) built from FlagEmbedding
+    1.4.2's own modeling code, which the checkpoint carries as remote code (as BAAI/bge-reranker-v2-minicpm-layerwise
+    does; its one import of FlagEmbedding's compatibility helper inlined, so the files stand alone), and a
+    SentencePiece-style BPE tokenizer trained here (<s> first, the reranker's prompt words in its vocabulary)."""
+    import json
+    from importlib.util import find_spec
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaTokenizerFast
+
+    from crossrank.triton_models.pair_tokenizer import DEFAULT_LLM_PROMPT
+
+    if (directory / "config.json").exists():
+        return directory
+    spec = find_spec("FlagEmbedding")
+    assert spec is not None and spec.origin is not None, "pip install --no-deps FlagEmbedding==1.4.2"
+    code = Path(spec.origin).parent / "inference" / "reranker" / "decoder_only" / "models"
+    directory.mkdir(parents=True)
+    (directory / "configuration_minicpm_reranker.py").write_text(
+        (code / "configuration_minicpm_reranker.py").read_text())
+    modeling = (code / "modeling_minicpm_reranker.py").read_text()
+    helper = "from FlagEmbedding.utils.transformers_compat import is_torch_fx_available\n"
+    assert helper in modeling
+    (directory / "modeling_minicpm_reranker.py").write_text(modeling.replace(helper, (
+        "def is_torch_fx_available():\n    try:\n        import torch.fx  # noqa: F401\n\n        return True\n"
+        "    except Exception:\n        return False\n")))
+    special = ["<unk>", "<s>", "</s>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator([*corpus(), DEFAULT_LLM_PROMPT, "Yes No A: B:\n", "\n"],
+                            trainers.BpeTrainer(vocab_size=400, special_tokens=special))
+    fast = LlamaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                              pad_token="<unk>", add_bos_token=True, add_eos_token=False, model_max_length=4096)
+    configuration = _package_module(directory, "configuration_minicpm_reranker")
+    modeling_module = _package_module(directory, "modeling_minicpm_reranker")
+    torch.manual_seed(29)
+    config = configuration.LayerWiseMiniCPMConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=MINICPM_LAYERS,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2, scale_emb=12, dim_model_base=256, scale_depth=1.4, initializer_range=0.1,
+        start_layer=MINICPM_START_LAYER, head_multi=True, head_type="simple",
+        use_cache=False)  # FlagEmbedding 1.4.2 builds its cache with an API transformers 4.57 no longer has
+    model = modeling_module.LayerWiseMiniCPMForCausalLM(config).eval()
+    with torch.no_grad():  # heads with spread, so that scores differ visibly between pairs
+        for head in model.lm_head:
+            head.linear_head.weight.mul_(20)
+    model.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    saved = json.loads((directory / "config.json").read_text())
+    saved["architectures"] = ["LayerWiseMiniCPMForCausalLM"]
+    saved["auto_map"] = {"AutoConfig": "configuration_minicpm_reranker.LayerWiseMiniCPMConfig",
+                         "AutoModel": "modeling_minicpm_reranker.LayerWiseMiniCPMModel",
+                         "AutoModelForCausalLM": "modeling_minicpm_reranker.LayerWiseMiniCPMForCausalLM"}
+    (directory / "config.json").write_text(json.dumps(saved, indent=2))
+    return directory
+
+
+def flag_embedding_layerwise(model_dir: Path, **kwargs):  # type: ignore[no-untyped-def]
+    """FlagEmbedding's `LayerWiseFlagLLMReranker` on `model_dir` (CPU, fp32). The package imports `datasets` and
+    `peft` at its top for training code the reranker never runs; where they are not installed (it is installed
+    with --no-deps here), empty stand-ins take their place so that its inference code imports."""
+    import importlib.machinery
+    import sys
+    import types
+    from importlib.util import find_spec
+
+    class _Absent(types.ModuleType):
+        def __getattr__(self, name: str) -> type:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return type(name, (), {})
+
+    for name in ("datasets", "peft"):
+        if name not in sys.modules and find_spec(name) is None:
+            stand_in = _Absent(name)
+            stand_in.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            sys.modules[name] = stand_in
+    from FlagEmbedding import LayerWiseFlagLLMReranker
+
+    return LayerWiseFlagLLMReranker(str(model_dir), devices=["cpu"], use_fp16=False, trust_remote_code=True, **kwargs)

@@ -16,8 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.causal_lm_score import ScoreReading, scoring_module
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
+NO_HEAD = ScoreReading()  # the model's own classifier logits
 TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
 
 
@@ -34,9 +36,9 @@ class BuiltEncoder:
 
 class Engine(Protocol):
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
+              work: Path, options: Any, score: ScoreReading = NO_HEAD,
               sequence_limit: int = 0) -> BuiltEncoder:
-        """`model` is a sequence classifier, or a causal LM scored by the logits of `score_tokens`;
+        """`model` is a sequence classifier, or a causal-LM reranker read as `score` says;
         `sequence_limit` is the most tokens a pair takes into the encoder (a causal LM's prompt included)."""
 
 
@@ -60,23 +62,13 @@ def threads_parameter(requested: int) -> str:
     return str(requested) if requested > 0 else "auto"
 
 
-def scoring_module(model: Any, score_tokens: tuple[int, ...] | None) -> Any:
-    """The module whose output is the logits: the model itself, or a causal LM's score-token logit."""
-    if score_tokens is None:
-        return model
-    from crossrank.triton_models.causal_lm_score import TokenLogitScorer
-
-    return TokenLogitScorer(model, score_tokens).eval()
-
-
-def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str,
-              score_tokens: tuple[int, ...] | None) -> Path:
+def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str, score: ScoreReading) -> Path:
     """Writes `work/model.onnx` (int8-quantized for precision int8) and returns its path."""
     from crossrank.export.onnx_export import export_onnx
 
     work.mkdir(parents=True, exist_ok=True)
     onnx_path = work / "model.onnx"
-    export_onnx(scoring_module(model, score_tokens), input_names, onnx_path)
+    export_onnx(scoring_module(model, score), input_names, onnx_path)
     return _quantize_int8(onnx_path) if precision == "int8" else onnx_path
 
 

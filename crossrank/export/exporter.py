@@ -88,7 +88,7 @@ def export(options: ExportOptions) -> ExportReport:
             try:
                 return engines.get(candidate.engine, candidate.precision).build(
                     model, settings.model_input_names, num_labels, settings,
-                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, prepared.score.score_tokens,
+                    work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, prepared.score,
                     info.max_length)
             except engines.UnsupportedEngineError as exc:
                 raise ExportError(str(exc)) from exc

@@ -22,8 +22,9 @@ from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from crossrank.export.encoder_build import BuiltEncoder, default_threads, onnx_file
+from crossrank.export.encoder_build import NO_HEAD, BuiltEncoder, default_threads, onnx_file
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ class OnnxRuntimeEngine:
     """The ONNX encoder on Triton's native onnxruntime backend (TensorRT accelerator on GPUs)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
+              work: Path, options: Any, score: ScoreReading = NO_HEAD,
               sequence_limit: int = 0) -> BuiltEncoder:
-        onnx_path = onnx_file(model, input_names, work, options.precision, score_tokens)
+        onnx_path = onnx_file(model, input_names, work, options.precision, score)
         threads = options.encoder_threads or default_threads()
         gpu = options.precision == "fp16"
         spec = EncoderSpec(
@@ -106,9 +107,9 @@ class TensorRTEngine:
     """A TensorRT plan on Triton's tensorrt backend; the plan is built on the GPU node from the ONNX encoder."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
+              work: Path, options: Any, score: ScoreReading = NO_HEAD,
               sequence_limit: int = 0) -> BuiltEncoder:
-        onnx_path = onnx_file(model, input_names, work, "fp32", score_tokens)
+        onnx_path = onnx_file(model, input_names, work, "fp32", score)
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="tensorrt", parameters={},
             instance_count=1, write_files=_copy_onnx(onnx_path), instance_kind=mc.ModelInstanceGroup.KIND_GPU,

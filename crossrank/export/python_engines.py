@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crossrank.export.encoder_build import (
+    NO_HEAD,
     BuiltEncoder,
     UnsupportedEngineError,
     copy_triton_module,
@@ -16,6 +17,7 @@ from crossrank.export.encoder_build import (
     threads_parameter,
 )
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 
@@ -23,11 +25,11 @@ class OnnxPythonEngine:
     """ONNX Runtime (CPU) in a python-backend model."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
+              work: Path, options: Any, score: ScoreReading = NO_HEAD,
               sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder
 
-        onnx_path = onnx_file(model, input_names, work, options.precision, score_tokens)
+        onnx_path = onnx_file(model, input_names, work, options.precision, score)
         threads = options.encoder_threads or default_threads()
         encoder = OnnxEncoder(str(onnx_path), intra_op_threads=threads, pad_token_id=settings.pad_token_id,
                               padding_side=settings.padding_side)
@@ -54,7 +56,7 @@ class TorchPythonEngine:
     """PyTorch in a python-backend model: CUDA fp16/bf16/fp32 with SDPA, or the CPU (fp32, bf16)."""
 
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
-              work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
+              work: Path, options: Any, score: ScoreReading = NO_HEAD,
               sequence_limit: int = 0) -> BuiltEncoder:
         from crossrank.triton_models.torch_encoder import TorchEncoder, pick_device
 
@@ -68,7 +70,8 @@ class TorchPythonEngine:
         encoder = TorchEncoder(str(hf), input_names, precision=options.precision, device=device,
                                pad_token_id=settings.pad_token_id, padding_side=settings.padding_side,
                                threads=threads, trust_remote_code=options.trust_remote_code,
-                               score_tokens=score_tokens, prefix_reuse=options.prefix_reuse)
+                               score_tokens=score.score_tokens, score_layer=score.layer,
+                               prefix_reuse=options.prefix_reuse)
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
@@ -82,7 +85,7 @@ class TorchPythonEngine:
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": threads_parameter(options.encoder_threads),
                         "trust_remote_code": "true" if options.trust_remote_code else "false",
-                        "score_tokens": ",".join(str(t) for t in score_tokens or ()),
+                        **score.parameters(),
                         "prefix_reuse": "true" if options.prefix_reuse else "false"},
             instance_count=options.encoder_instances, write_files=write_files,
         )

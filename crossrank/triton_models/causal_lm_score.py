@@ -1,6 +1,8 @@
 """A causal language model as a reranker: the score of a pair is read at its last real token, as the logit
 of one token ("Yes", BAAI bge-reranker-v2-gemma and its kind) or as the difference of two, a "true" and a
-"false" token (log-odds: sentence-transformers' `LogitScore`, "yes" minus "no" by default).
+"false" token (log-odds: sentence-transformers' `LogitScore`, "yes" minus "no" by default), or as the output of
+one layer's scoring head (layerwise rerankers: bge-reranker-v2-minicpm-layerwise), the layers above not run.
+`ScoreReading` says which; a model format (crossrank/export/formats) chooses it, the encoder's config records it.
 
 Used by ONNX export (traced once) and by the `torch-python` encoder inside Triton. Only those rows of the
 language-model head are computed: a Gemma vocabulary has 256k rows, and the other logits are never read.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +25,42 @@ import torch
 def parse_tokens(text: str) -> tuple[int, ...]:
     """The score tokens as export records them in the encoder's config: "true" or "true,false" ids."""
     return tuple(int(t) for t in text.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
+class ScoreReading:
+    """How the encoder reads a pair's score. `tokens` empty and `layer` 0: the model's classifier logits; one
+    token: its logit at the pair's last token; two: the first's logit minus the second's (log-odds). `layer` > 0:
+    the score of that layer's head at the pair's last token (layerwise rerankers), no layer above it computed."""
+
+    tokens: tuple[int, ...] = ()
+    layer: int = 0
+
+    @property
+    def score_tokens(self) -> tuple[int, ...] | None:
+        return self.tokens or None
+
+    @property
+    def causal(self) -> bool:
+        return bool(self.tokens or self.layer)
+
+    def parameters(self) -> dict[str, str]:
+        """What the encoder's config records (read back by `from_parameters`)."""
+        return {"score_tokens": ",".join(str(t) for t in self.tokens), "score_layer": str(self.layer)}
+
+    @classmethod
+    def from_parameters(cls, params: dict[str, str]) -> ScoreReading:
+        return cls(parse_tokens(params.get("score_tokens", "")), int(params.get("score_layer", "0") or 0))
+
+
+def scoring_module(model: Any, score: ScoreReading) -> Any:
+    """The module whose output is the logits [batch, labels]: the model itself, a causal LM's score-token
+    logits, or a layerwise reranker's head at the chosen layer."""
+    if score.layer:
+        return LayerHeadScorer(model, score.layer).eval()
+    if score.tokens:
+        return TokenLogitScorer(model, score.tokens).eval()
+    return model
 
 
 class TokenLogitScorer(torch.nn.Module):
@@ -63,6 +102,26 @@ class TokenLogitScorer(torch.nn.Module):
         return logits
 
 
+class LayerHeadScorer(torch.nn.Module):
+    """Wraps a layerwise reranker (FlagEmbedding's `LayerWiseMiniCPMForCausalLM`, its own code): (input_ids,
+    attention_mask) -> [batch, 1], the head of `layer` at each pair's last real token. The model's forward
+    takes `cutoff_layers` and stops after the highest: the layers above `layer` are never computed."""
+
+    def __init__(self, model: Any, layer: int) -> None:
+        super().__init__()
+        self.model = model
+        self.layer = layer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                            use_cache=False, cutoff_layers=[self.layer])
+        logits = output.logits[0]  # [batch, sequence]: the one cutoff layer's head at every position
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        last = (attention_mask.to(positions.dtype) * positions).argmax(dim=1)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        return logits[rows, last].float().unsqueeze(1)
+
+
 def _causal_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The additive [batch, 1, query, key] mask: causal, and no attention to padding. transformers takes a
     4D mask as given; building it here keeps its vmap-based mask code out of ONNX tracing, which fails there."""
@@ -78,6 +137,13 @@ def load_scorer(model_dir: str, token_ids: Sequence[int], **kwargs: Any) -> Toke
     from transformers import AutoModelForCausalLM
 
     return TokenLogitScorer(AutoModelForCausalLM.from_pretrained(model_dir, **kwargs), token_ids)
+
+
+def load_reading(model_dir: str, score: ScoreReading, **kwargs: Any) -> torch.nn.Module:
+    """Loads a saved causal-LM reranker (`score.causal`) as the module `score` reads it by."""
+    from transformers import AutoModelForCausalLM
+
+    return scoring_module(AutoModelForCausalLM.from_pretrained(model_dir, **kwargs), score)
 
 
 MIN_SHARED_PREFIX = 16  # tokens: below this, one full pass costs less than the cache's copies

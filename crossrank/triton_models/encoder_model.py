@@ -29,13 +29,15 @@ def _encoder(engine: str, directory: Path, params: dict[str, str], instances: in
               "padding_side": params.get("padding_side", "right"),
               "tokens_per_batch": int(params.get("tokens_per_batch", "0"))}
     if engine == "torch-python":
-        from causal_lm_score import parse_tokens
+        from causal_lm_score import ScoreReading
         from torch_encoder import TorchEncoder
+
+        score = ScoreReading.from_parameters(params)
 
         return TorchEncoder(str(directory / "hf"), params["input_names"].split(","),
                             precision=params.get("precision", "fp32"), threads=threads,
                             trust_remote_code=params.get("trust_remote_code") == "true",
-                            score_tokens=parse_tokens(params["score_tokens"]) if params.get("score_tokens") else None,
+                            score_tokens=score.score_tokens, score_layer=score.layer,
                             prefix_reuse=params.get("prefix_reuse", "true") == "true",
                             **common)
     from onnx_encoder import DEFAULT_TOKENS_PER_BATCH, OnnxEncoder

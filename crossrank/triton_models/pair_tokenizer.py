@@ -65,6 +65,9 @@ class PromptTemplate:
     suffix: str = ""  # after the prompt
     # With a request's instruction, put before the query (within its token budget); "" = no instruction slot.
     instruction_format: str = ""
+    # The pair (query and passage) may also take the separator's and prompt's length beyond the max length
+    # (FlagEmbedding's layerwise reranker truncates to that `encode_max_length`); False: the max length alone.
+    budget_includes_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ class PairTokenizer:
         documents = [template.document_prefix + p for p in text_pairs]
         encoded = self._encode_once([*queries, *documents])
         limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
+        pair_limit = limit + (len(self._separator) + len(self._prompt) if template.budget_includes_prompt else 0)
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
         document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
@@ -259,7 +263,7 @@ class PairTokenizer:
                              + len(document_ids) + len(self._prompt) + len(suffix))
             first = self._bos + _keep(query_ids, template.query_max_length, cut_right)
             second = self._separator + _keep(document_ids, limit, cut_right)
-            overflow = len(first) + len(second) - limit
+            overflow = len(first) + len(second) - pair_limit
             # As `prepare_for_model(truncation="only_second")`: the passage side gives way, unless it is
             # too short to absorb the overflow, in which case the reference leaves the pair whole.
             if 0 < overflow < len(second):

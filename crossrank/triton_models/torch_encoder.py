@@ -16,11 +16,16 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 try:  # inside Triton the sibling modules are imported flat; in the package, relatively
-    from causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
+    from causal_lm_score import ScoreReading, TokenLogitScorer, load_reading, score_shared_prefix
     from host_cpu import cpu_flags, has_bf16
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 except ImportError:
-    from crossrank.triton_models.causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
+    from crossrank.triton_models.causal_lm_score import (
+        ScoreReading,
+        TokenLogitScorer,
+        load_reading,
+        score_shared_prefix,
+    )
     from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 
@@ -43,7 +48,7 @@ class TorchEncoder:
     def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
                  tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False,
-                 score_tokens: tuple[int, ...] | None = None, prefix_reuse: bool = True) -> None:
+                 score_tokens: tuple[int, ...] | None = None, prefix_reuse: bool = True, score_layer: int = 0) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
@@ -55,8 +60,8 @@ class TorchEncoder:
 
         def load(**kwargs: object) -> torch.nn.Module:
             common = {"dtype": DTYPES[precision], "trust_remote_code": trust_remote_code, **kwargs}
-            if score_tokens is not None:  # a causal-LM reranker: scored by its tokens' logits
-                return load_scorer(model_dir, score_tokens, **common)
+            if score_tokens is not None or score_layer:  # a causal-LM reranker: its tokens' logits or a layer's head
+                return load_reading(model_dir, ScoreReading(score_tokens or (), score_layer), **common)
             return AutoModelForSequenceClassification.from_pretrained(model_dir, **common)
 
         try:

@@ -16,6 +16,7 @@ from typing import Any
 from crossrank.export.formats import (
     bge_gemma,
     jina_bert,
+    minicpm_layerwise,
     mxbai_rerank_v2,
     qwen3_reranker,
     sentence_transformers_llm,
@@ -28,6 +29,7 @@ __all__ = ["AUTO", "FORMATS", "LAYOUTS", "Checkpoint", "Format", "LayoutError", 
            "chat_layout", "choose", "determine", "get"]
 
 FORMATS: tuple[Format, ...] = (
+    minicpm_layerwise.FORMAT,
     sentence_transformers_llm.FORMAT,
     bge_gemma.FORMAT,
     qwen3_reranker.FORMAT,

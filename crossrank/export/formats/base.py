@@ -21,7 +21,10 @@ import numpy as np
 
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.model_info import Activation
+from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import PairTokenizer, TokenizerSettings
+
+__all__ = ["Checkpoint", "Format", "Prepared", "Reference", "ScoreReading"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +61,6 @@ class Checkpoint:
     @property
     def source(self) -> str:
         return self.options.source
-
-
-@dataclass(frozen=True)
-class ScoreReading:
-    """How the encoder reads a pair's score. `tokens` empty: the model's classifier logits; one token: its
-    logit at the pair's last token; two: the first's logit minus the second's (log-odds). `layer` > 0: the
-    score of that layer's head (layerwise rerankers), the layers above it not computed."""
-
-    tokens: tuple[int, ...] = ()
-    layer: int = 0
-
-    @property
-    def score_tokens(self) -> tuple[int, ...] | None:
-        return self.tokens or None
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,10 @@ def prompt_input_ids(tokenizer: Any, settings: TokenizerSettings, query: str, pa
     passage_ids = tokenizer(template.document_prefix + passage, add_special_tokens=False,
                             max_length=settings.max_length, truncation=True)["input_ids"]
     bos = [] if template.bos_token_id is None else [template.bos_token_id]
+    # FlagEmbedding's layerwise reranker lets the pair take the separator's and prompt's length too
+    pair_limit = settings.max_length + (len(separator) + len(prompt) if template.budget_includes_prompt else 0)
     item = tokenizer.prepare_for_model(bos + query_ids, separator + passage_ids, truncation="only_second",
-                                       max_length=settings.max_length, padding=False,
+                                       max_length=pair_limit, padding=False,
                                        return_attention_mask=False, return_token_type_ids=False,
                                        add_special_tokens=False)
     prefix, suffix = (tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -83,7 +85,8 @@ def sequence_limit(tokenizer: Any, settings: TokenizerSettings) -> int:
     assert template is not None
     fixed = [tokenizer(text, add_special_tokens=False)["input_ids"]
              for text in (template.separator, template.prompt, template.prefix, template.suffix)]
-    return settings.max_length + sum(len(ids) for ids in fixed)
+    extra = len(fixed[0]) + len(fixed[1]) if template.budget_includes_prompt else 0
+    return settings.max_length + extra + sum(len(ids) for ids in fixed)
 
 
 def prepared_prompt_format(checkpoint: Checkpoint, settings: TokenizerSettings, tokens: tuple[int, ...],
