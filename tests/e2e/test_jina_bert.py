@@ -32,7 +32,7 @@ def _documents() -> list[str]:
 def test_jina_bert_serves_with_the_scores_of_its_remote_code(tmp_path: Path) -> None:
     model_dir = tiny_jina_bert(tmp_path / "jina", max_length=MAX_LENGTH)
     repo = tmp_path / "repo"
-    with pytest.raises(ExportError, match="JinaBERT.*--trust-remote-code"):
+    with pytest.raises(ExportError, match=r"JinaBERT.*--trust-remote-code"):
         export(ExportOptions(source=str(model_dir), name="jina", repository=repo))
     for name, engine in ENGINES.items():
         report = export(ExportOptions(source=str(model_dir), name=name, repository=repo, engine=engine,

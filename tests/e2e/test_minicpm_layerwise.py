@@ -30,7 +30,7 @@ def test_layerwise_reranker_serves_flag_embedding_scores_at_the_chosen_layer(tmp
     repo = tmp_path / "repo"
     with pytest.raises(ExportError, match="--trust-remote-code"):
         export(ExportOptions(source=str(model_dir), name="layerwise", repository=repo))
-    with pytest.raises(ExportError, match=f"--cutoff-layer must be between 2 and {MINICPM_LAYERS}.*got 28"):
+    with pytest.raises(ExportError, match=rf"--cutoff-layer must be between 2 and {MINICPM_LAYERS}.*got 28"):
         export(ExportOptions(source=str(model_dir), name="layerwise", repository=repo, trust_remote_code=True))
     for name, (engine, layer, max_length) in MODELS.items():
         report = export(ExportOptions(source=str(model_dir), name=name, repository=repo, engine=engine,

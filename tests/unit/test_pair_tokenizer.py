@@ -79,8 +79,8 @@ def test_causal_lm_prompt_layout_matches_the_model_card_code(tmp_path: Path, max
 
 @pytest.mark.parametrize("max_length", [8192, 60, 30])
 def test_mxbai_rerank_v2_layout_matches_its_published_code(tmp_path: Path, max_length: int) -> None:
-    from crossrank.export.formats.mxbai_rerank_v2 import mxbai_template
     from crossrank.export.formats.bge_gemma import prompt_input_ids
+    from crossrank.export.formats.mxbai_rerank_v2 import mxbai_template
     from tests.model_builders import tiny_mxbai_rerank_v2
 
     hf = AutoTokenizer.from_pretrained(tiny_mxbai_rerank_v2(tmp_path / "mxbai"))
