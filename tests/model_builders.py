@@ -660,7 +660,8 @@ def _package_module(directory: Path, name: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"{package}.{name}")
 
 
-def tiny_minicpm_layerwise(directory: Path) -> Path:
+def tiny_minicpm_layerwise(directory: Path, hidden: int = 32, layers: int = MINICPM_LAYERS,
+                           start_layer: int = MINICPM_START_LAYER) -> Path:
     """A random 8-layer MiniCPM layerwise reranker (scoring heads from layer 2 up) built from FlagEmbedding
     1.4.2's own modeling code, which the checkpoint carries as remote code (as BAAI/bge-reranker-v2-minicpm-layerwise
     does; its one import of FlagEmbedding's compatibility helper inlined, so the files stand alone), and a
@@ -700,10 +701,10 @@ def tiny_minicpm_layerwise(directory: Path) -> Path:
     modeling_module = _package_module(directory, "modeling_minicpm_reranker")
     torch.manual_seed(29)
     config = configuration.LayerWiseMiniCPMConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=MINICPM_LAYERS,
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, pad_token_id=0, bos_token_id=1,
         eos_token_id=2, scale_emb=12, dim_model_base=256, scale_depth=1.4, initializer_range=0.1,
-        start_layer=MINICPM_START_LAYER, head_multi=True, head_type="simple",
+        start_layer=start_layer, head_multi=True, head_type="simple",
         use_cache=False)  # FlagEmbedding 1.4.2 builds its cache with an API transformers 4.57 no longer has
     model = modeling_module.LayerWiseMiniCPMForCausalLM(config).eval()
     with torch.no_grad():  # heads with spread, so that scores differ visibly between pairs
