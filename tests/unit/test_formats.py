@@ -20,7 +20,7 @@ def _checkpoint(architectures: list[str], **config: Any) -> Checkpoint:
 
 
 def test_layout_choices_are_the_registry() -> None:
-    names = [f.name for f in formats.FORMATS]
+    names = [f.name for f in formats.FORMATS if f.name != "refused"]
     assert len(set(names)) == len(names) and formats.LAYOUTS == ("auto", *names)
     layout = next(a for a in build_parser()._subparsers._group_actions[0].choices["export"]._actions  # type: ignore[union-attr]
                   if a.dest == "layout")
@@ -64,3 +64,21 @@ def test_a_new_format_is_one_listed_module(monkeypatch: pytest.MonkeyPatch) -> N
     assert formats.choose("auto", _checkpoint(["ToyForSequenceClassification"])) is toy
     assert formats.get("toy") is toy
     assert formats.choose("auto", _checkpoint(["BertForSequenceClassification"])).name == "sequence-classification"
+
+
+@pytest.mark.parametrize(("architectures", "config", "model"), [
+    (["CostWiseGemmaForCausalLM"], {"model_type": "cost_wise_gemma"}, "bge-reranker-v2.5-gemma2-lightweight"),
+    (["NewForSequenceClassification"], {"model_type": "new"}, "gte-multilingual-reranker-base"),
+    (["XLMRobertaForSequenceClassification"], {"auto_map": {
+        "AutoConfig": "jinaai/xlm-roberta-flash-implementation--configuration_xlm_roberta.XLMRobertaFlashConfig"}},
+     "jina-reranker-v2-base-multilingual"),
+])
+def test_models_beyond_the_formats_are_refused_by_name(architectures: list[str], config: dict[str, Any],
+                                                       model: str) -> None:
+    from crossrank.export.options import ExportError
+
+    checkpoint = _checkpoint(architectures, **config)
+    for layout in ("auto", "sequence-classification" if "ForSequence" in architectures[0] else "bge-gemma"):
+        chosen = formats.choose(layout, checkpoint)
+        with pytest.raises(ExportError, match=f"a .*{model} checkpoint, which crossrank does not serve: .+instead"):
+            chosen.prepare(checkpoint)

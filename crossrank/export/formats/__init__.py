@@ -19,6 +19,7 @@ from crossrank.export.formats import (
     minicpm_layerwise,
     mxbai_rerank_v2,
     qwen3_reranker,
+    refused,
     sentence_transformers_llm,
     sequence_classifier,
 )
@@ -29,6 +30,7 @@ __all__ = ["AUTO", "FORMATS", "LAYOUTS", "Checkpoint", "Format", "LayoutError", 
            "chat_layout", "choose", "determine", "get"]
 
 FORMATS: tuple[Format, ...] = (
+    refused.FORMAT,  # first: what it recognises is refused whatever else would read it
     minicpm_layerwise.FORMAT,
     sentence_transformers_llm.FORMAT,
     bge_gemma.FORMAT,
@@ -38,7 +40,7 @@ FORMATS: tuple[Format, ...] = (
     sequence_classifier.FORMAT,
 )
 AUTO = "auto"
-LAYOUTS = (AUTO, *(f.name for f in FORMATS))
+LAYOUTS = (AUTO, *(f.name for f in FORMATS if f is not refused.FORMAT))
 
 
 class LayoutError(ValueError):
@@ -47,13 +49,15 @@ class LayoutError(ValueError):
 
 def get(name: str) -> Format:
     for candidate in FORMATS:
-        if candidate.name == name:
+        if candidate.name == name and candidate is not refused.FORMAT:
             return candidate
     raise LayoutError(f"--layout must be one of {', '.join(LAYOUTS)}, got {name!r}")
 
 
 def choose(requested: str, checkpoint: Checkpoint) -> Format:
     """The format of `checkpoint`: the one requested, else the first that recognises it."""
+    if refused.FORMAT.recognises(checkpoint):
+        return refused.FORMAT
     if requested != AUTO:
         chosen = get(requested)
         if chosen.causal != checkpoint.causal:
@@ -67,6 +71,7 @@ def choose(requested: str, checkpoint: Checkpoint) -> Format:
         if candidate.told and candidate.recognises(checkpoint):
             return candidate
     named = [f"--layout {f.name}" for f in FORMATS if f.causal and f.name != sentence_transformers_llm.FORMAT.name]
+    assert named
     raise LayoutError(f"{checkpoint.source}: a causal LM ({checkpoint.model_type or 'unknown type'}) whose pair "
                       "layout export cannot tell (its chat template renders no 'query' and 'document' roles): name "
                       f"it with {', '.join(named[:-1])} or {named[-1]}, or give the model a sentence-transformers "
