@@ -16,11 +16,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_contract import AUTO, Precision
 from crossrank.triton_models.causal_lm_score import ScoreReading, scoring_module
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 NO_HEAD = ScoreReading()  # the model's own classifier logits
 TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
+# The gateway-Triton contract, copied beside every python-backend model (which imports it flat).
+CONTRACT_MODULE = Path(__file__).resolve().parent.parent / "triton_contract.py"
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,10 @@ class Engine(Protocol):
 
 
 def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
-    """Copies a python-backend entry point as `model.py` and its pure modules beside it."""
+    """Copies a python-backend entry point as `model.py` and its pure modules beside it, with the contract."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(TRITON_MODULES / entry_point, target / "model.py")
+    shutil.copy2(CONTRACT_MODULE, target / CONTRACT_MODULE.name)
     for module in modules:
         shutil.copy2(TRITON_MODULES / module, target / module)
 
@@ -59,7 +63,7 @@ def default_threads() -> int:
 
 def threads_parameter(requested: int) -> str:
     """What the encoder's config records: an explicit count, or `auto` (the serving process's CPUs at load)."""
-    return str(requested) if requested > 0 else "auto"
+    return str(requested) if requested > 0 else AUTO
 
 
 def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str, score: ScoreReading) -> Path:
@@ -69,7 +73,7 @@ def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: s
     work.mkdir(parents=True, exist_ok=True)
     onnx_path = work / "model.onnx"
     export_onnx(scoring_module(model, score), input_names, onnx_path)
-    return _quantize_int8(onnx_path) if precision == "int8" else onnx_path
+    return _quantize_int8(onnx_path) if precision == Precision.INT8 else onnx_path
 
 
 def _quantize_int8(path: Path) -> Path:

@@ -23,6 +23,7 @@ from crossrank.export.parity import check_agreement, check_parity
 from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import ModelInfo, Task
+from crossrank.triton_contract import EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import SETTINGS_FILE, TOKENIZER_FILE, PairTokenizer
 
 __all__ = ["ExportError", "ExportOptions", "ExportReport", "export"]
@@ -97,7 +98,7 @@ def export(options: ExportOptions) -> ExportReport:
             built, info, agreement = precision_choice.choose(candidates, build, reference, pair_tokenizer, info)
         else:
             built, agreement = build(candidates[0]), None
-        reduced = (built.checked_precision or info.precision) != "fp32"
+        reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
                            "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
@@ -110,7 +111,7 @@ def export(options: ExportOptions) -> ExportReport:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
             # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
-            on_gpu = info.engine == "torch-python" and precision_choice.cuda()
+            on_gpu = info.engine == EngineName.TORCH_PYTHON and precision_choice.cuda()
             built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
                                              GPU_WIDTHS if on_gpu else CPU_WIDTHS)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossrank.triton_contract import AUTO, EngineName, Precision
+
 
 class ExportError(RuntimeError):
     """Export cannot proceed; the message names the cause and what to try instead."""
@@ -18,8 +20,8 @@ class ExportOptions:
     source: str
     name: str
     repository: Path
-    engine: str = "onnx-python"
-    precision: str = "fp32"
+    engine: str = EngineName.ONNX_PYTHON
+    precision: str = Precision.FP32
     max_length: int | None = None
     max_batch_size: int = 256
     encoder_threads: int = 0
@@ -33,7 +35,7 @@ class ExportOptions:
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
     # The model's format (crossrank/export/formats: auto = told from the checkpoint), and for the bge-gemma
     # format the prompt after each pair and the token whose logit is the score.
-    layout: str = "auto"
+    layout: str = AUTO
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
     score_token: str = "Yes"
     # Causal-LM rerankers on torch-python: a request's shared prefix runs once (causal_lm_score.py); off

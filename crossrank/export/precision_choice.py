@@ -14,6 +14,7 @@ from crossrank.export.formats.base import Reference
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement
 from crossrank.model_info import ModelInfo
+from crossrank.triton_contract import AUTO, EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
 logger = logging.getLogger(__name__)
@@ -27,13 +28,13 @@ def cuda() -> bool:
 
 def resolve_engine(options: ExportOptions) -> str:
     """`--engine auto` with a named precision: the python-backend engine that runs it."""
-    if options.engine != precision.AUTO:
+    if options.engine != AUTO:
         return options.engine
-    return "torch-python" if options.precision in ("bf16", "fp16") else "onnx-python"
+    return EngineName.TORCH_PYTHON if options.precision in (Precision.BF16, Precision.FP16) else EngineName.ONNX_PYTHON
 
 
 def candidates(options: ExportOptions) -> list[precision.Candidate]:
-    if options.precision != precision.AUTO:
+    if options.precision != AUTO:
         name = resolve_engine(options)
         engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
         return [precision.Candidate(name, options.precision)]
@@ -57,14 +58,14 @@ def choose(options: list[precision.Candidate], build: Callable[[precision.Candid
         if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
             feeds = tuning.within_budget(built.score, feeds, 2 * len(options))
         candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-        agreement = (None if candidate.precision == "fp32"
+        agreement = (None if candidate.precision == Precision.FP32
                      else check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
         trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
         trials.append(trial)
         built_by[candidate] = built
-        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == "fp32"), None)
+        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == Precision.FP32), None)
         ratio = (f", {trial.pairs_per_s / fp32_rate:.2f}x fp32"
-                 if fp32_rate and trial.candidate.precision != "fp32" else "")
+                 if fp32_rate and trial.candidate.precision != Precision.FP32 else "")
         verdict = ("the reference" if agreement is None else
                    f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
                    f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "

@@ -25,6 +25,7 @@ from crossrank.export.formats import (
 )
 from crossrank.export.formats.base import Checkpoint, Format, Prepared, ScoreReading
 from crossrank.export.formats.sentence_transformers_llm import chat_layout
+from crossrank.triton_contract import AUTO
 
 __all__ = ["AUTO", "FORMATS", "LAYOUTS", "Checkpoint", "Format", "LayoutError", "Prepared", "ScoreReading",
            "chat_layout", "choose", "determine", "get"]
@@ -39,7 +40,6 @@ FORMATS: tuple[Format, ...] = (
     jina_bert.FORMAT,
     sequence_classifier.FORMAT,
 )
-AUTO = "auto"
 LAYOUTS = (AUTO, *(f.name for f in FORMATS if f is not refused.FORMAT))
 
 
