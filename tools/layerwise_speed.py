@@ -32,8 +32,10 @@ def main() -> None:
     times = {}
     for layer in args.layers:
         name = f"layer{layer}"
+        # random weights 40 layers deep (heads scaled up for spread) carry more fp32 rounding than a trained
+        # model's; parity is the tests' business, timing this tool's
         export(ExportOptions(source=str(model), name=name, repository=work / "repo", trust_remote_code=True,
-                             cutoff_layer=layer, tokens_per_batch=1 << 20))
+                             cutoff_layer=layer, tokens_per_batch=1 << 20, tolerance=1e-3))
         version = work / "repo" / f"{name}_encoder" / "1"
         encoder = OnnxEncoder(str(version / "model.onnx"), intra_op_threads=0, tokens_per_batch=1 << 20)
         batch = PairTokenizer.from_directory(work / "repo" / f"{name}_tokenizer" / "1").encode(
