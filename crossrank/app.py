@@ -117,7 +117,8 @@ async def serve(settings: Settings) -> None:
     api_keys, readiness = ApiKeys(keys), Readiness()
     pipeline = RequestPipeline(metrics, api_keys, limiter, core.model_names)
     server, health = build_server(core, settings.max_message_bytes, pipeline,
-                                  max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS)
+                                  max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS,
+                                  max_in_flight=settings.max_in_flight)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -143,7 +144,8 @@ async def serve(settings: Settings) -> None:
         try:
             tls = (http_api.tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
                    if settings.tls_cert_file else None)
-            api = http_api.HttpApi(core, pipeline, readiness, settings.max_message_bytes, settings.http_timeout_s)
+            api = http_api.HttpApi(core, pipeline, readiness, settings.max_message_bytes, settings.http_timeout_s,
+                                   max_in_flight=settings.max_in_flight)
             http_runner, _ = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)

@@ -8,7 +8,9 @@ Two request parameters, which Triton's ensemble forwards to this step, come from
 `crossrank_query` (string) is the first text of every pair, sent once per request instead of once per
 document (the `text` rows are then ignored: the gateway sends them empty); `crossrank_truncate` (bool,
 default true) false refuses the request here, before the encoder runs, when a pair is longer than the
-model's max length, with a message the gateway parses (`INPUT_TOO_LONG_MARK`).
+model's max length, with a message the gateway parses (`INPUT_TOO_LONG_MARK`); `crossrank_truncation_side`
+("left" or "right", default the model's) is the side over-long pairs are cut on; `crossrank_max_document_tokens`
+(int, default 0 = none) cuts each second text to that many of its own tokens first.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pair_tokenizer import PairTokenizer
 QUERY_PARAMETER = "crossrank_query"
 TRUNCATE_PARAMETER = "crossrank_truncate"
 INSTRUCTION_PARAMETER = "crossrank_instruction"
+TRUNCATION_SIDE_PARAMETER = "crossrank_truncation_side"
+MAX_DOCUMENT_TOKENS_PARAMETER = "crossrank_max_document_tokens"
 INPUT_TOO_LONG_MARK = "crossrank-input-too-long"
 
 
@@ -61,7 +65,9 @@ class TritonPythonModel:
         text_pairs = _strings(request, "text_pair")
         query = parameters.get(QUERY_PARAMETER)
         texts = [str(query)] * len(text_pairs) if query is not None else _strings(request, "text")
-        batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None)
+        batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None,
+                                       parameters.get(TRUNCATION_SIDE_PARAMETER) or None,
+                                       int(parameters.get(MAX_DOCUMENT_TOKENS_PARAMETER, 0)))
         if parameters.get(TRUNCATE_PARAMETER, True) is False:
             limit = self._tokenizer.settings.max_length
             over = np.flatnonzero(batch.truncated)

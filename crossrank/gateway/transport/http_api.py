@@ -8,6 +8,7 @@ metrics, access log) and the same core, so no rule exists twice. A body over `li
 413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
 `limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
 included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
+The TEI-compatible routes (`tei_http.py`) are served beside these, through the same `HttpApi.run`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import asyncio
 import json
 import logging
 import ssl
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
 
 from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
-from crossrank.gateway.core.pipeline import RequestPipeline, request_id
-from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
+from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome, RerankQuery
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ _HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
+T = TypeVar("T")
+# What a route does once its call is admitted: (its record, its JSON body or None for a GET, its deadline).
+Handler = Callable[[Call, "dict[str, Any] | None", float], Awaitable[T]]
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -78,20 +83,41 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
 
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
-                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0) -> None:
-        self._core = core
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, max_in_flight: int = 0) -> None:
+        self.core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
         self._max_body_bytes = max_body_bytes
         self._timeout_s = timeout_s
+        self.max_in_flight = max_in_flight  # requests scored at once (admission), for TEI's /info
 
     def app(self) -> web.Application:
+        from crossrank.gateway.transport import tei_http
+
         # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
         application = web.Application(client_max_size=self._max_body_bytes)
         application.router.add_post("/v1/rerank", self.rerank)
         application.router.add_post("/v2/rerank", self.rerank)
         application.router.add_get("/health", self.health)
+        tei_http.TeiRoutes(self).add_to(application.router)
         return application
+
+    async def run(self, request: web.Request, method: str, rid: str, handle: Handler[T],
+                  read_body: bool = True) -> T:
+        """One call through the shared pipeline: API key, admission (by the body's declared size, without one
+        by the most a body may hold, before reading it), the body read as a JSON object, the deadline (header
+        `X-Request-Timeout` or field `timeout_s`, capped by `limits.http_timeout_s`), metrics and the access
+        log. `handle` does the route's work; a `CrossrankError` from any step propagates for the route's own
+        error shape."""
+        metadata = [("authorization", request.headers.get("Authorization", ""))]
+        size = min(request.content_length or self._max_body_bytes, self._max_body_bytes) if read_body else 0
+        async with self._pipeline.call(method, rid, metadata, size=size) as call:
+            body = await self._body(request) if read_body else None
+            timeout = _timeout(request, body or {}, self._timeout_s)
+            try:
+                return await asyncio.wait_for(handle(call, body, timeout), timeout)
+            except asyncio.TimeoutError:
+                raise DeadlineError() from None
 
     async def health(self, request: web.Request) -> web.Response:
         ready = bool(self._ready())
@@ -112,30 +138,26 @@ class HttpApi:
             raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
         return body
 
+    async def _cohere_rerank(self, call: Call, body: dict[str, Any] | None, timeout: float) -> RerankOutcome:
+        body = body or {}
+        call.model = _field(body, "model", str, "")
+        query = RerankQuery(
+            model=call.model, query=_field(body, "query", str, ""),
+            documents=_documents(body), top_n=_field(body, "top_n", int, 0),
+            return_documents=_field(body, "return_documents", bool, False),
+            raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
+            instruction=_field(body, "instruction", str, ""))
+        call.pairs = len(query.documents)
+        outcome = await self.core.rerank(query)
+        call.model = outcome.model
+        call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
+        return outcome
+
     async def rerank(self, request: web.Request) -> web.Response:
         rid = request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": rid}
-        metadata = [("authorization", request.headers.get("Authorization", ""))]
         try:
-            # Admitted by the body's declared size (without one, by the most a body may hold) before reading it.
-            size = min(request.content_length or self._max_body_bytes, self._max_body_bytes)
-            async with self._pipeline.call(METHOD, rid, metadata, size=size) as call:
-                body = await self._body(request)
-                call.model = _field(body, "model", str, "")
-                timeout = _timeout(request, body, self._timeout_s)
-                query = RerankQuery(
-                    model=call.model, query=_field(body, "query", str, ""),
-                    documents=_documents(body), top_n=_field(body, "top_n", int, 0),
-                    return_documents=_field(body, "return_documents", bool, False),
-                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
-                    instruction=_field(body, "instruction", str, ""))
-                call.pairs = len(query.documents)
-                try:
-                    outcome = await asyncio.wait_for(self._core.rerank(query), timeout)
-                except asyncio.TimeoutError:
-                    raise DeadlineError() from None
-                call.model = outcome.model
-                call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
+            outcome = await self.run(request, METHOD, rid, self._cohere_rerank)
             results = []
             for r in outcome.results:
                 item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}

@@ -1,0 +1,129 @@
+"""What crossrank says in Hugging Face Text Embeddings Inference (TEI) terms, for both TEI doors (HTTP in
+`tei_http.py`, gRPC in `tei_grpc.py`): the model's description in TEI's `/info` vocabulary, the truncation
+direction, and the one table from crossrank's errors to TEI's error types and HTTP statuses.
+
+TEI serves one model per server; crossrank serves several. A TEI request scores with the server's default
+model unless it names another in the crossrank extension field `model` (HTTP) or metadata `x-crossrank-model`
+(gRPC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from crossrank import __version__
+from crossrank.gateway.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    CrossrankError,
+    DeadlineError,
+    InvalidArgumentError,
+    MessageTooLargeError,
+    ModelNotFoundError,
+    OverloadedError,
+    UnauthenticatedError,
+    WrongTaskError,
+)
+from crossrank.gateway.core.validation import Limits
+from crossrank.model_info import ModelInfo, Task
+
+# export's precision names as TEI spells dtypes
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"}
+
+
+def truncation_side(direction: str) -> str:
+    """TEI's `Left` / `Right` (its OpenAPI document spells them lower case too) as the tokenizer's side."""
+    side = direction.lower()
+    if side not in ("left", "right"):
+        raise InvalidArgumentError(f"truncation_direction must be Left or Right, got {direction!r}",
+                                   "INVALID_TRUNCATION", "truncation_direction")
+    return side
+
+
+@dataclass(frozen=True)
+class TeiInfo:
+    """TEI's `Info` for one served model."""
+
+    model_id: str
+    model_dtype: str
+    model_type: str  # "reranker" (one logit) or "classifier"
+    id2label: dict[str, str]
+    max_concurrent_requests: int
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: int
+    max_client_batch_size: int
+    version: str = __version__
+
+    @classmethod
+    def of(cls, model: ModelInfo, limits: Limits, max_concurrent_requests: int) -> TeiInfo:
+        return cls(
+            model_id=model.name, model_dtype=_DTYPES.get(model.precision, model.precision),
+            model_type="reranker" if model.task is Task.RERANK else "classifier",
+            id2label={str(i): label for i, label in enumerate(model.labels)},
+            max_concurrent_requests=max_concurrent_requests, max_input_length=model.max_length,
+            max_batch_tokens=model.max_batch_size * model.max_length, max_batch_requests=model.max_batch_size,
+            max_client_batch_size=limits.max_documents)
+
+    def as_json(self) -> dict[str, Any]:
+        labels = {"id2label": self.id2label, "label2id": {v: int(k) for k, v in self.id2label.items()}}
+        return {
+            "model_id": self.model_id, "model_sha": None, "model_dtype": self.model_dtype,
+            "model_type": {self.model_type: labels}, "prompts": None, "default_prompt_name": None,
+            "default_prompt": None, "max_concurrent_requests": self.max_concurrent_requests,
+            "max_input_length": self.max_input_length, "max_batch_tokens": self.max_batch_tokens,
+            "max_batch_requests": self.max_batch_requests, "max_client_batch_size": self.max_client_batch_size,
+            # crossrank truncates unless a request asks otherwise (TEI's `--auto-truncate`)
+            "auto_truncate": True, "tokenization_workers": 1, "version": self.version, "sha": None,
+            "docker_label": None,
+        }
+
+
+# crossrank's errors as TEI's (HTTP status, error_type), first match wins. TEI's own types: Unhealthy 503,
+# Backend 424, Overloaded 429, Tokenizer 422, Validation 413, Empty 400. What TEI has no type for keeps the
+# closest type with the status HTTP gives it (401, 404, 422 for a malformed body, as TEI's JSON parser does,
+# 504); a client reads the status first.
+ERROR_TABLE: tuple[tuple[type[CrossrankError], frozenset[str], int, str], ...] = (
+    (MessageTooLargeError, frozenset(), 413, "Validation"),
+    (OverloadedError, frozenset(), 429, "Overloaded"),
+    (UnauthenticatedError, frozenset(), 401, "Unauthorized"),
+    (ModelNotFoundError, frozenset(), 404, "Validation"),
+    (WrongTaskError, frozenset(), 424, "Backend"),  # TEI: "model is not a re-ranker model"
+    (DeadlineError, frozenset(), 504, "Backend"),
+    (BackendUnavailableError, frozenset(), 503, "Unhealthy"),
+    (BackendError, frozenset(), 424, "Backend"),
+    (InvalidArgumentError, frozenset({"EMPTY_DOCUMENTS", "EMPTY_INPUTS", "EMPTY_QUERY", "EMPTY_DOCUMENT",
+                                      "EMPTY_TEXT"}), 400, "Empty"),
+    (InvalidArgumentError, frozenset({"TOO_MANY_INPUTS", "INPUT_TOO_LONG", "TEXT_TOO_LONG"}), 413, "Validation"),
+    (InvalidArgumentError, frozenset(), 422, "Validation"),
+)
+INTERNAL = (500, "Backend")
+
+
+def tei_error(error: CrossrankError) -> tuple[int, str]:
+    """The HTTP status and TEI error_type of `error` (ERROR_TABLE)."""
+    for kind, reasons, status, error_type in ERROR_TABLE:
+        if isinstance(error, kind) and (not reasons or error.reason in reasons):
+            return status, error_type
+    return INTERNAL
+
+
+# TEI's error types as TEI's gRPC server answers them; what the HTTP table gives a status TEI has no type
+# for keeps that status's gRPC meaning.
+_GRPC_BY_TYPE = {
+    "Unhealthy": grpc.StatusCode.UNAVAILABLE, "Backend": grpc.StatusCode.FAILED_PRECONDITION,
+    "Overloaded": grpc.StatusCode.RESOURCE_EXHAUSTED, "Validation": grpc.StatusCode.INVALID_ARGUMENT,
+    "Tokenizer": grpc.StatusCode.FAILED_PRECONDITION, "Empty": grpc.StatusCode.INVALID_ARGUMENT,
+    "Unauthorized": grpc.StatusCode.UNAUTHENTICATED,
+}
+_GRPC_BY_STATUS = {404: grpc.StatusCode.NOT_FOUND, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
+                   500: grpc.StatusCode.INTERNAL}
+
+
+def tei_grpc_code(error: CrossrankError) -> grpc.StatusCode:
+    """The gRPC code of `error` on the tei.v1 services."""
+    status, error_type = tei_error(error)
+    return _GRPC_BY_STATUS.get(status) or _GRPC_BY_TYPE[error_type]
