@@ -102,7 +102,7 @@ def test_errors_are_teis_shape_and_codes(http: HttpThread, path: str, payload: A
 
 def test_unknown_fields_are_named(http: HttpThread) -> None:
     _, body, _ = call(http, "/rerank", {"query": "q", "texts": ["d"], "top_n": 3})
-    assert body["error"] == "top_n: unknown field"
+    assert body["error"] == "top_n is not a field of this request"
 
 
 def test_the_shared_pipeline_counts_and_guards_tei_calls() -> None:

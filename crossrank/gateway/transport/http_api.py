@@ -1,8 +1,9 @@
 """HTTP rerank endpoint in the Cohere / Jina / vLLM shape, for LangChain, LlamaIndex, Haystack and Open WebUI.
 
-`POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents, raw_scores,
-instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
-relevance_score, document?, scored_chars?}], usage, meta}`.
+`POST /v1/rerank` and `POST /v2/rerank` take the request declared in cohere_http.py (`{model, query,
+documents, top_n, return_documents, max_tokens_per_doc, max_chunks_per_doc, raw_scores, instruction}`,
+documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score,
+document?, scored_chars?}], usage, meta}`.
 It runs every call through the same request pipeline as gRPC (API keys, admission,
 metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
 413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
@@ -25,7 +26,9 @@ from aiohttp import web
 
 from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
 from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
-from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome, RerankQuery
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
+from crossrank.gateway.transport import declarations
+from crossrank.gateway.transport.cohere_http import FOREIGN_FIELDS, CohereRerankRequest
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +41,6 @@ METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and th
 T = TypeVar("T")
 # What a route does once its call is admitted: (its record, its JSON body or None for a GET, its deadline).
 Handler = Callable[[Call, "dict[str, Any] | None", float], Awaitable[T]]
-
-
-def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
-    return value
-
-
-def _documents(body: dict[str, Any]) -> list[str]:
-    raw = body.get("documents")
-    if not isinstance(raw, list):
-        raise InvalidArgumentError("documents must be a list of strings or {\"text\": ...} objects",
-                                   "INVALID_FIELD", "documents")
-    documents = []
-    for i, item in enumerate(raw):
-        text = item.get("text") if isinstance(item, dict) else item
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"documents[{i}] must be a string or {{\"text\": string}}",
-                                       "INVALID_FIELD", f"documents[{i}]")
-        documents.append(text)
-    return documents
 
 
 def _timeout(request: web.Request, body: dict[str, Any], default: float) -> float:
@@ -139,15 +118,9 @@ class HttpApi:
         return body
 
     async def _cohere_rerank(self, call: Call, body: dict[str, Any] | None, timeout: float) -> RerankOutcome:
-        body = body or {}
-        call.model = _field(body, "model", str, "")
-        query = RerankQuery(
-            model=call.model, query=_field(body, "query", str, ""),
-            documents=_documents(body), top_n=_field(body, "top_n", int, 0),
-            return_documents=_field(body, "return_documents", bool, False),
-            raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
-            instruction=_field(body, "instruction", str, ""))
-        call.pairs = len(query.documents)
+        asked = declarations.validate(CohereRerankRequest, body, FOREIGN_FIELDS)
+        query = asked.query_for(timeout)
+        call.model, call.pairs = query.model, len(query.documents)
         outcome = await self.core.rerank(query)
         call.model = outcome.model
         call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens

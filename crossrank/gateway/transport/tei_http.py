@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from crossrank.gateway.backend.base import TokenCut
 from crossrank.gateway.core.errors import CrossrankError, InvalidArgumentError
 from crossrank.gateway.core.pipeline import Call, request_id
 from crossrank.gateway.core.scoring import ClassifyQuery, RerankQuery
-from crossrank.gateway.transport import tei
+from crossrank.gateway.transport import declarations, tei
+from crossrank.gateway.transport.declarations import Declaration
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ Direction = Literal["Left", "Right", "left", "right"]
 Route = Callable[[web.Request, Call, "dict[str, Any] | None", float, str], Awaitable[web.Response]]
 
 
-class TeiRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
+class TeiRequest(Declaration):
     model: str = Field("", description="crossrank extension: a served model's name; empty: the default model")
     truncate: bool | None = Field(
         None, description="Cut over-long pairs to the model's max length; false refuses them (413). "
@@ -82,17 +81,6 @@ class ErrorResponse(BaseModel):
     error: str
     error_type: str = Field(description="Unhealthy, Backend, Overloaded, Validation, Tokenizer, Empty "
                             "(or Unauthorized)")
-
-
-def _declared(model: type[BaseModel], body: dict[str, Any] | None) -> Any:
-    """`body` validated against its declaration; the first problem, naming its field, as a 422."""
-    try:
-        return model.model_validate(body or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = f"{where}: unknown field" if first["type"] == "extra_forbidden" else f"{where}: {first['msg']}"
-        raise InvalidArgumentError(message, "INVALID_FIELD", where) from None
 
 
 def _pairs(inputs: list[str] | list[list[str]]) -> tuple[list[tuple[str, str]], bool]:
@@ -162,7 +150,7 @@ class TeiRoutes:
     async def _rerank(self, request: web.Request, call: Call, body: dict[str, Any] | None, timeout: float,
                       rid: str) -> web.Response:
         started = time.perf_counter()
-        asked: RerankRequest = _declared(RerankRequest, body)
+        asked: RerankRequest = declarations.validate(RerankRequest, body)
         call.model, call.pairs = asked.model, len(asked.texts)
         if not asked.texts:  # TEI's own check and words, before any other
             raise InvalidArgumentError("`texts` cannot be empty", "EMPTY_DOCUMENTS", "texts")
@@ -180,7 +168,7 @@ class TeiRoutes:
     async def _predict(self, request: web.Request, call: Call, body: dict[str, Any] | None, timeout: float,
                        rid: str) -> web.Response:
         started = time.perf_counter()
-        asked: PredictRequest = _declared(PredictRequest, body)
+        asked: PredictRequest = declarations.validate(PredictRequest, body)
         call.model = asked.model
         pairs, batch = _pairs(asked.inputs)
         call.pairs = len(pairs)
