@@ -50,8 +50,8 @@ def test_haystack_tei_ranker_gets_the_same_ranking_as_grpc(server: ServerProcess
 
 
 def test_truncation_direction_decides_which_end_is_scored(server: ServerProcess) -> None:
-    # One long document whose two ends differ: cutting on the left keeps its end, so the scores differ, and
-    # the left-cut score equals the score of the document's end alone.
+    # One long document whose two ends differ: cutting on the left keeps its end, so the two scores differ
+    # (the tokenizer's left cut itself is checked token for token in tests/unit/test_pair_tokenizer.py).
     head, tail = "alpha " * 30, "omega " * 30
     document = head + "filler " * 600 + tail.strip()
     scores = {}

@@ -45,6 +45,7 @@ class HttpThread:
         api = http_api.HttpApi(core, pipeline, lambda: True, self._max_body_bytes, 30.0,
                                max_in_flight=self._limiter[0])
         self._runner, self.port = await http_api.start(api, "127.0.0.1", 0)
+        self.app = self._runner.app
 
     @property
     def url(self) -> str:

@@ -73,3 +73,52 @@ class CohereRerankRequest(Declaration):
             chunk_long_documents=self.max_chunks_per_doc is not None,
             max_chunks_per_document=self.max_chunks_per_doc or 0,
             cut=TokenCut(max_document_tokens=self.max_tokens_per_doc or 0))
+
+
+class DocumentText(BaseModel):
+    text: str
+
+
+class CohereResult(BaseModel):
+    index: int = Field(description="The document's position in the request")
+    relevance_score: float
+    document: DocumentText | None = Field(None, description="With return_documents")
+    scored_chars: int | None = Field(None, description="crossrank: set when the score saw only the document's "
+                                     "first this many characters")
+
+
+class CohereUsage(BaseModel):
+    pairs: int
+    total_tokens: int
+
+
+class BilledUnits(BaseModel):
+    search_units: int
+
+
+class CohereMeta(BaseModel):
+    billed_units: BilledUnits
+
+
+class CohereRerankResponse(BaseModel):
+    """The answer of `/v1/rerank` and `/v2/rerank`: results best first."""
+
+    id: str = Field(description="The request id (header x-request-id)")
+    model: str
+    results: list[CohereResult]
+    usage: CohereUsage
+    meta: CohereMeta
+
+
+class FieldViolationBody(BaseModel):
+    field: str
+    description: str
+
+
+class ApiError(BaseModel):
+    """crossrank's error body on its own routes."""
+
+    message: str
+    reason: str = Field(description="Machine-readable, for example INVALID_FIELD, MODEL_NOT_FOUND, OVERLOADED")
+    request_id: str
+    field_violations: list[FieldViolationBody] = Field(default_factory=list)

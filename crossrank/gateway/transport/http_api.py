@@ -19,16 +19,28 @@ import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 from aiohttp import web
+from pydantic import BaseModel
 
 from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
 from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
-from crossrank.gateway.transport import declarations
-from crossrank.gateway.transport.cohere_http import FOREIGN_FIELDS, CohereRerankRequest
+from crossrank.gateway.transport import declarations, openapi
+from crossrank.gateway.transport.cohere_http import (
+    FOREIGN_FIELDS,
+    ApiError,
+    BilledUnits,
+    CohereMeta,
+    CohereRerankRequest,
+    CohereRerankResponse,
+    CohereResult,
+    CohereUsage,
+    DocumentText,
+)
+from crossrank.gateway.transport.openapi import Operation
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +49,15 @@ _HTTP_STATUS = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
+_ERROR_STATUSES = {400: "Bad input, naming its field", 401: "Missing or wrong API key", 404: "Unknown model",
+                   413: "Body over limits.max_message_bytes", 429: "At capacity; retry with backoff",
+                   503: "The models are not ready", 504: "The deadline passed"}
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
+
+
+class HealthBody(BaseModel):
+    status: Literal["SERVING", "NOT_SERVING"]
+
 T = TypeVar("T")
 # What a route does once its call is admitted: (its record, its JSON body or None for a GET, its deadline).
 Handler = Callable[[Call, "dict[str, Any] | None", float], Awaitable[T]]
@@ -69,17 +89,52 @@ class HttpApi:
         self._max_body_bytes = max_body_bytes
         self._timeout_s = timeout_s
         self.max_in_flight = max_in_flight  # requests scored at once (admission), for TEI's /info
+        self._document: dict[str, Any] = {}
 
-    def app(self) -> web.Application:
+    def operations(self) -> list[Operation]:
+        """Every route, as the router registers it and the OpenAPI document describes it."""
         from crossrank.gateway.transport import tei_http
 
+        cohere = {200: ("Results, best first", CohereRerankResponse),
+                  **{status: (text, ApiError) for status, text in _ERROR_STATUSES.items()}}
+        summary = "Rerank documents against a query ({} shape; Jina, vLLM and Infinity send the same)"
+        return [
+            Operation("POST", "/v1/rerank", self.rerank, "rerankV1", summary.format("Cohere v1"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            Operation("POST", "/v2/rerank", self.rerank, "rerankV2", summary.format("Cohere v2"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            *tei_http.TeiRoutes(self).operations(),
+            Operation("GET", "/health", self.health, "health", "Whether the models are ready", "Server",
+                      responses={200: ("Serving", HealthBody), 503: ("Not serving yet (or any more)", HealthBody)}),
+            Operation("GET", "/openapi.json", self.openapi, "openapi", "This document", "Server",
+                      responses={200: ("The OpenAPI 3.1 document", dict[str, Any])}),
+            Operation("GET", "/docs", self.docs, "docs", "A browsable page of this document", "Server",
+                      responses={200: ("The page", str), 503: ("swagger-ui-py is not installed", ApiError)}),
+        ]
+
+    def app(self) -> web.Application:
         # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
         application = web.Application(client_max_size=self._max_body_bytes)
-        application.router.add_post("/v1/rerank", self.rerank)
-        application.router.add_post("/v2/rerank", self.rerank)
-        application.router.add_get("/health", self.health)
-        tei_http.TeiRoutes(self).add_to(application.router)
+        operations = self.operations()
+        for operation in operations:
+            application.router.add_route(operation.method, operation.path, operation.handler)
+        self._document = openapi.document(operations)
+        assets = openapi.assets_directory()
+        if assets is not None:
+            application.router.add_static(openapi.ASSETS, assets)
         return application
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._document)
+
+    async def docs(self, request: web.Request) -> web.Response:
+        if openapi.assets_directory() is None:
+            rid = request_id(request.headers.get("x-request-id"))
+            return web.json_response({
+                "message": "the /docs page needs the swagger-ui-py package (pip install swagger-ui-py); "
+                           "/openapi.json serves the document", "reason": "DOCS_UNAVAILABLE", "request_id": rid,
+                "field_violations": []}, status=503)
+        return web.Response(text=openapi.DOCS_PAGE.format(assets=openapi.ASSETS), content_type="text/html")
 
     async def run(self, request: web.Request, method: str, rid: str, handle: Handler[T],
                   read_body: bool = True) -> T:
@@ -100,7 +155,8 @@ class HttpApi:
 
     async def health(self, request: web.Request) -> web.Response:
         ready = bool(self._ready())
-        return web.json_response({"status": "SERVING" if ready else "NOT_SERVING"}, status=200 if ready else 503)
+        body = HealthBody(status="SERVING" if ready else "NOT_SERVING")
+        return web.json_response(body.model_dump(), status=200 if ready else 503)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > self._max_body_bytes:
@@ -131,19 +187,14 @@ class HttpApi:
         headers = {"x-request-id": rid}
         try:
             outcome = await self.run(request, METHOD, rid, self._cohere_rerank)
-            results = []
-            for r in outcome.results:
-                item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
-                if r.document is not None:
-                    item["document"] = {"text": r.document}
-                if r.scored_chars is not None:
-                    item["scored_chars"] = r.scored_chars
-                results.append(item)
-            return web.json_response({
-                "id": rid, "model": outcome.model, "results": results,
-                "usage": {"pairs": outcome.usage.pairs, "total_tokens": outcome.usage.tokens},
-                "meta": {"billed_units": {"search_units": 1}},
-            }, headers=headers)
+            answer = CohereRerankResponse(
+                id=rid, model=outcome.model,
+                results=[CohereResult(index=r.index, relevance_score=r.score, scored_chars=r.scored_chars,
+                                      document=None if r.document is None else DocumentText(text=r.document))
+                         for r in outcome.results],
+                usage=CohereUsage(pairs=outcome.usage.pairs, total_tokens=outcome.usage.tokens),
+                meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
+            return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:
             status = 413 if isinstance(exc, MessageTooLargeError) else _HTTP_STATUS.get(exc.code, 500)
             return web.json_response({

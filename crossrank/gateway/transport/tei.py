@@ -10,7 +10,6 @@ model unless it names another in the crossrank extension field `model` (HTTP) or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
@@ -67,19 +66,6 @@ class TeiInfo:
             max_concurrent_requests=max_concurrent_requests, max_input_length=model.max_length,
             max_batch_tokens=model.max_batch_size * model.max_length, max_batch_requests=model.max_batch_size,
             max_client_batch_size=limits.max_documents)
-
-    def as_json(self) -> dict[str, Any]:
-        labels = {"id2label": self.id2label, "label2id": {v: int(k) for k, v in self.id2label.items()}}
-        return {
-            "model_id": self.model_id, "model_sha": None, "model_dtype": self.model_dtype,
-            "model_type": {self.model_type: labels}, "prompts": None, "default_prompt_name": None,
-            "default_prompt": None, "max_concurrent_requests": self.max_concurrent_requests,
-            "max_input_length": self.max_input_length, "max_batch_tokens": self.max_batch_tokens,
-            "max_batch_requests": self.max_batch_requests, "max_client_batch_size": self.max_client_batch_size,
-            # crossrank truncates unless a request asks otherwise (TEI's `--auto-truncate`)
-            "auto_truncate": True, "tokenization_workers": 1, "version": self.version, "sha": None,
-            "docker_label": None,
-        }
 
 
 # crossrank's errors as TEI's (HTTP status, error_type), first match wins. TEI's own types: Unhealthy 503,

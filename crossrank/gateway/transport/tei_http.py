@@ -28,6 +28,7 @@ from crossrank.gateway.core.pipeline import Call, request_id
 from crossrank.gateway.core.scoring import ClassifyQuery, RerankQuery
 from crossrank.gateway.transport import declarations, tei
 from crossrank.gateway.transport.declarations import Declaration
+from crossrank.gateway.transport.openapi import Operation
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ logger = logging.getLogger(__name__)
 RERANK_METHOD, PREDICT_METHOD, INFO_METHOD = "TeiRerank", "TeiPredict", "TeiInfo"
 
 Direction = Literal["Left", "Right", "left", "right"]
+_ERROR_STATUSES = {400: "Empty input (Empty)", 401: "Missing or wrong API key", 404: "Unknown model",
+                   413: "Too many texts, or a text too long without truncation (Validation)",
+                   422: "A malformed body or field (Validation)", 424: "Not a reranker, or the model failed (Backend)",
+                   429: "At capacity (Overloaded)", 503: "The models are not ready (Unhealthy)",
+                   504: "The deadline passed"}
 # A route's work once admitted: (request, its call record, its JSON body or None, its deadline, request id).
 Route = Callable[[web.Request, Call, "dict[str, Any] | None", float, str], Awaitable[web.Response]]
 
@@ -77,6 +83,45 @@ class Prediction(BaseModel):
     label: str
 
 
+class ModelLabels(BaseModel):
+    id2label: dict[str, str]
+    label2id: dict[str, int]
+
+
+class InfoResponse(BaseModel):
+    """TEI's `Info`."""
+
+    model_id: str
+    model_sha: str | None = None
+    model_dtype: str
+    model_type: dict[Literal["reranker", "classifier"], ModelLabels]
+    prompts: dict[str, str] | None = None
+    default_prompt_name: str | None = None
+    default_prompt: str | None = None
+    max_concurrent_requests: int
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: int | None
+    max_client_batch_size: int
+    auto_truncate: bool = Field(description="Over-long pairs are cut when a request does not say (crossrank: "
+                                "always true)")
+    tokenization_workers: int
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None
+
+    @classmethod
+    def of(cls, info: tei.TeiInfo) -> InfoResponse:
+        labels = ModelLabels(id2label=info.id2label, label2id={v: int(k) for k, v in info.id2label.items()})
+        model_type: dict[Literal["reranker", "classifier"], ModelLabels] = {
+            "reranker" if info.model_type == "reranker" else "classifier": labels}
+        return cls(model_id=info.model_id, model_dtype=info.model_dtype, model_type=model_type,
+                   max_concurrent_requests=info.max_concurrent_requests, max_input_length=info.max_input_length,
+                   max_batch_tokens=info.max_batch_tokens, max_batch_requests=info.max_batch_requests,
+                   max_client_batch_size=info.max_client_batch_size, auto_truncate=True, tokenization_workers=1,
+                   version=info.version)
+
+
 class ErrorResponse(BaseModel):
     error: str
     error_type: str = Field(description="Unhealthy, Backend, Overloaded, Validation, Tokenizer, Empty "
@@ -117,10 +162,21 @@ class TeiRoutes:
     def __init__(self, api: Any) -> None:  # an HttpApi (typed loosely: it imports this module)
         self._api = api
 
-    def add_to(self, router: web.UrlDispatcher) -> None:
-        router.add_post("/rerank", self.rerank)
-        router.add_post("/predict", self.predict)
-        router.add_get("/info", self.info)
+    def operations(self) -> list[Operation]:
+        errors = {status: (text, ErrorResponse) for status, text in _ERROR_STATUSES.items()}
+        tag = "TEI-compatible"
+        return [
+            Operation("POST", "/rerank", self.rerank, "teiRerank", "Rank texts against a query (TEI's /rerank)", tag,
+                      RerankRequest, {200: ("Ranks, best first", list[Rank]), **errors}),
+            Operation("POST", "/predict", self.predict, "teiPredict", "Classify pairs (TEI's /predict)", tag,
+                      PredictRequest, {200: ("Every label's score, best first: a list for one pair, a list of "
+                                             "lists for a batch", list[Prediction] | list[list[Prediction]]),
+                                       **errors}),
+            Operation("GET", "/info", self.info, "teiInfo", "The served model (TEI's /info)", tag,
+                      responses={200: ("The default model, or the one named", InfoResponse),
+                                 **{s: errors[s] for s in (401, 404, 503)}},
+                      query=(("model", "crossrank extension: a served model other than the default"),)),
+        ]
 
     async def _respond(self, request: web.Request, method: str, handle: Route, read_body: bool = True) -> web.Response:
         rid = request_id(request.headers.get("x-request-id"))
@@ -191,10 +247,5 @@ class TeiRoutes:
         model = await self._api.core.resolve(request.query.get("model", ""))
         call.model = model.name
         info = tei.TeiInfo.of(model, self._api.core.limits, self._api.max_in_flight)
-        return web.json_response(info.as_json(), headers={"x-request-id": rid})
+        return web.json_response(InfoResponse.of(info).model_dump(mode="json"), headers={"x-request-id": rid})
 
-    @staticmethod
-    def declarations() -> dict[str, type[BaseModel]]:
-        """The request and response declarations, by name, for the OpenAPI document."""
-        return {"RerankRequest": RerankRequest, "PredictRequest": PredictRequest, "Rank": Rank,
-                "Prediction": Prediction, "ErrorResponse": ErrorResponse}
