@@ -116,7 +116,7 @@ def test_the_shared_pipeline_counts_and_guards_tei_calls() -> None:
                                headers={"Authorization": "Bearer secret"})
         assert status == 200 and len(body) == 1
         requests = guarded.metrics.requests
-        assert requests.labels("TeiRerank", "fake-reranker", "OK")._value.get() == 1
-        assert requests.labels("TeiRerank", "-", "UNAUTHENTICATED")._value.get() == 1
+        assert requests.labels("HttpTeiRerank", "fake-reranker", "OK")._value.get() == 1
+        assert requests.labels("HttpTeiRerank", "-", "UNAUTHENTICATED")._value.get() == 1
     finally:
         guarded.stop()

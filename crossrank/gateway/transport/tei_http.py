@@ -33,7 +33,7 @@ from crossrank.gateway.transport.openapi import Operation
 logger = logging.getLogger(__name__)
 
 # Method labels in metrics and the access log.
-RERANK_METHOD, PREDICT_METHOD, INFO_METHOD = "TeiRerank", "TeiPredict", "TeiInfo"
+RERANK_METHOD, PREDICT_METHOD, INFO_METHOD = "HttpTeiRerank", "HttpTeiPredict", "HttpTeiInfo"
 
 Direction = Literal["Left", "Right", "left", "right"]
 _ERROR_STATUSES = {400: "Empty input (Empty)", 401: "Missing or wrong API key", 404: "Unknown model",
