@@ -69,6 +69,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_documents(path: str | None, jsonl: bool) -> list[str]:
+    """Documents from `path` ('-': standard input): one per non-empty line, or with `jsonl` one JSON string or
+    {"text": ...} object per line. A line that is not one is an error naming its number."""
+    if path is None:
+        return []
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed below, unless stdin
+    try:
+        lines = stream.read().splitlines()
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    documents = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            documents.append(line)
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        text = value.get("text") if isinstance(value, dict) else value
+        if not isinstance(text, str):
+            raise ValueError(f"{path}:{number}: expected a JSON string or an object with a 'text' string")
+        documents.append(text)
+    return documents
+
+
 def _client_call(args: argparse.Namespace) -> int:
     from crossrank_client import CrossEncoderClient, CrossrankClientError
 
@@ -78,7 +107,12 @@ def _client_call(args: argparse.Namespace) -> int:
     try:
         with CrossEncoderClient(args.target, timeout=args.timeout) as client:
             if args.command == "rerank":
-                response = client.rerank(args.query, args.documents, model=args.model, top_n=args.top_n,
+                documents = [*args.documents, *read_documents(args.documents_file, args.jsonl)]
+                if not documents:
+                    print("crossrank rerank: no documents: give them as arguments or with --documents-file",
+                          file=sys.stderr)
+                    return 2
+                response = client.rerank(args.query, documents, model=args.model, top_n=args.top_n,
                                          return_documents=True, raw_scores=args.raw_scores)
                 rows = [asdict(r) for r in response.results]
                 table = [(str(r.index), f"{r.score:.6f}", (r.document or "")[:70]) for r in response.results]
@@ -95,6 +129,9 @@ def _client_call(args: argparse.Namespace) -> int:
                 table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
                           f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
                 header = ("model", "task", "max_len", "engine", "source")
+    except (OSError, ValueError) as exc:  # an unreadable or malformed --documents-file
+        print(f"crossrank {args.command}: {exc}", file=sys.stderr)
+        return 2
     except CrossrankClientError as exc:
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)
         for violation in exc.field_violations:
@@ -116,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a cross-encoder into a Triton model repository")
     p.add_argument("source", help="Hugging Face model id or local model directory")
     p.add_argument("--name", required=True, help="served model name")
-    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--repository", type=Path, default=Path("model_repository"),
+                   help="the Triton model repository to write the three models into (default model_repository)")
     p.add_argument("--engine", default="auto",
                    help="auto (default: chosen with the precision), onnx-python, torch-python; onnxruntime, "
                         "tensorrt (Triton's native backends: the NGC Triton image, not the bundled one)")
@@ -129,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None,
                    help="default: the model's own; 1024 pair tokens for causal-LM rerankers")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own Python code when loading it (models with custom code, "
+                        "such as jina-reranker-v2; only for sources you trust)")
     p.add_argument("--tokenizer-instances", type=int, default=1,
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.add_argument("--encoder-instances", type=int, default=1,
@@ -154,32 +194,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="YAML settings (default server_config/crossrank.yaml)")
     p.add_argument("--repository", default=None, help="Triton model repository")
     p.add_argument("--model", action="append", help="SOURCE or NAME=SOURCE to serve (repeatable)")
-    p.add_argument("--default-model", default=None)
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--default-model", default=None,
+                   help="the model a request without one is scored with (default: the config's, else the first)")
+    p.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=None, help="gRPC port (default 50051; 0 = a free port)")
     p.add_argument("--triton-url", default=None, help="external Triton gRPC address; default: embedded")
-    p.add_argument("--log-level", default=None)
-    p.add_argument("--log-format", default=None, choices=["text", "json"])
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING or ERROR")
+    p.add_argument("--log-format", default=None, choices=["text", "json"],
+                   help="log lines as text (default) or one JSON object each")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port; 0 = free port, -1 = off")
-    p.add_argument("--http-port", type=int, default=None, help="Cohere-compatible HTTP rerank port; -1 = off")
+    p.add_argument("--http-port", type=int, default=None,
+                   help="HTTP port of the Cohere- and TEI-compatible API, /openapi.json and /docs (default 8080; "
+                        "0 = a free port, -1 = off)")
     p.set_defaults(func=_serve)
 
     for name, help_text in (("rerank", "rank documents against a query on a running server"),
                             ("classify", "classify pairs ('text|||text_pair') on a running server"),
                             ("models", "list a running server's models")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--target", default=os.environ.get("CROSSRANK_TARGET", DEFAULT_TARGET))
-        p.add_argument("--timeout", type=float, default=30.0)
+        p.add_argument("--target", default=os.environ.get("CROSSRANK_TARGET", DEFAULT_TARGET),
+                       help=f"the server's gRPC address (default $CROSSRANK_TARGET, else {DEFAULT_TARGET})")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         if name != "models":
-            p.add_argument("--model", default="")
-            p.add_argument("--raw-scores", action="store_true")
+            p.add_argument("--model", default="", help="a served model's name (default: the server's default)")
+            p.add_argument("--raw-scores", action="store_true",
+                           help="print logits instead of the model's activation (sigmoid, softmax)")
         if name == "rerank":
-            p.add_argument("--query", required=True)
-            p.add_argument("--top-n", type=int, default=0)
-            p.add_argument("documents", nargs="+")
+            p.add_argument("--query", required=True, help="the query the documents are ranked against")
+            p.add_argument("--top-n", type=int, default=0, help="print the best N only (default 0: all)")
+            p.add_argument("--documents-file", "-f", metavar="FILE", default=None,
+                           help="read documents from FILE ('-' for standard input), one per line, after any "
+                                "given as arguments; with --jsonl one JSON value per line")
+            p.add_argument("--jsonl", action="store_true",
+                           help="--documents-file holds JSON lines: a string, or an object with a 'text' field")
+            p.add_argument("documents", nargs="*", help="documents to rank (or --documents-file)")
         if name == "classify":
-            p.add_argument("pairs", nargs="+")
+            p.add_argument("pairs", nargs="+", help="pairs to classify, each 'text|||text_pair'")
         p.set_defaults(func=_client_call)
     return parser
 
