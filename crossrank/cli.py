@@ -20,16 +20,20 @@ DEFAULT_TARGET = "localhost:50051"
 def _export(args: argparse.Namespace) -> int:
     from crossrank.export.engines import UnsupportedEngineError
     from crossrank.export.exporter import ExportError, ExportOptions, export
+    from crossrank.export.progress import Progress
 
     log_format.setup("INFO")
+    shown = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = Progress(shown)
     try:
-        report = export(ExportOptions(
-            source=args.source, name=args.name, repository=args.repository, engine=args.engine,
-            precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
-            trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
-            encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
-            layout=args.layout, prompt=args.prompt, score_token=args.score_token,
-            prefix_reuse=args.prefix_reuse))
+        with progress.shown():
+            report = export(ExportOptions(
+                source=args.source, name=args.name, repository=args.repository, engine=args.engine,
+                precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
+                trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
+                encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
+                layout=args.layout, prompt=args.prompt, score_token=args.score_token,
+                prefix_reuse=args.prefix_reuse), progress)
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -185,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "bge-reranker-v2-gemma's)")
     p.add_argument("--score-token", default="Yes",
                    help="causal-LM rerankers, bge-gemma layout: the token whose logit is the score (default Yes)")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                   help="a progress bar over the long steps (loading, each precision measured, parity, width "
+                        "tuning) with the time left; auto (default): when standard error is a terminal")
     p.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
                    help="causal-LM rerankers on torch-python: compute every pair whole instead of running a "
                         "request's shared prefix (instruction, query) once")
