@@ -1,6 +1,6 @@
 """What crossrank says in Hugging Face Text Embeddings Inference (TEI) terms, for both TEI doors (HTTP in
 `tei_http.py`, gRPC in `tei_grpc.py`): the model's description in TEI's `/info` vocabulary, the truncation
-direction, and the one table from crossrank's errors to TEI's error types and HTTP statuses.
+direction, and the one table from the core's error codes to TEI's error types and statuses.
 
 TEI serves one model per server; crossrank serves several. A TEI request scores with the server's default
 model unless it names another in the crossrank extension field `model` (HTTP) or metadata `x-crossrank-model`
@@ -14,18 +14,7 @@ from dataclasses import dataclass
 import grpc
 
 from crossrank import __version__
-from crossrank.gateway.core.errors import (
-    BackendError,
-    BackendUnavailableError,
-    CrossrankError,
-    DeadlineError,
-    InvalidArgumentError,
-    MessageTooLargeError,
-    ModelNotFoundError,
-    OverloadedError,
-    UnauthenticatedError,
-    WrongTaskError,
-)
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, InvalidArgumentError
 from crossrank.gateway.core.validation import Limits
 from crossrank.model_info import ModelInfo, Task
 
@@ -68,33 +57,30 @@ class TeiInfo:
             max_client_batch_size=limits.max_documents)
 
 
-# crossrank's errors as TEI's (HTTP status, error_type), first match wins. TEI's own types: Unhealthy 503,
-# Backend 424, Overloaded 429, Tokenizer 422, Validation 413, Empty 400. What TEI has no type for keeps the
-# closest type with the status HTTP gives it (401, 404, 422 for a malformed body, as TEI's JSON parser does,
-# 504); a client reads the status first.
-ERROR_TABLE: tuple[tuple[type[CrossrankError], frozenset[str], int, str], ...] = (
-    (MessageTooLargeError, frozenset(), 413, "Validation"),
-    (OverloadedError, frozenset(), 429, "Overloaded"),
-    (UnauthenticatedError, frozenset(), 401, "Unauthorized"),
-    (ModelNotFoundError, frozenset(), 404, "Validation"),
-    (WrongTaskError, frozenset(), 424, "Backend"),  # TEI: "model is not a re-ranker model"
-    (DeadlineError, frozenset(), 504, "Backend"),
-    (BackendUnavailableError, frozenset(), 503, "Unhealthy"),
-    (BackendError, frozenset(), 424, "Backend"),
-    (InvalidArgumentError, frozenset({"EMPTY_DOCUMENTS", "EMPTY_INPUTS", "EMPTY_QUERY", "EMPTY_DOCUMENT",
-                                      "EMPTY_TEXT"}), 400, "Empty"),
-    (InvalidArgumentError, frozenset({"TOO_MANY_INPUTS", "INPUT_TOO_LONG", "TEXT_TOO_LONG"}), 413, "Validation"),
-    (InvalidArgumentError, frozenset(), 422, "Validation"),
-)
-INTERNAL = (500, "Backend")
+# The one place where the core's errors become TEI's (HTTP status, error_type). TEI's own types: Unhealthy
+# 503, Backend 424, Overloaded 429, Tokenizer 422, Validation 413, Empty 400. What TEI has no type for keeps
+# the closest type with the status HTTP gives it (401, 404, 422 for a malformed body as TEI's JSON parser
+# answers, 499, 504); a client reads the status first.
+TEI_HTTP: dict[ErrorCode, tuple[int, str]] = {
+    ErrorCode.INVALID_ARGUMENT: (422, "Validation"), ErrorCode.NOT_FOUND: (404, "Validation"),
+    ErrorCode.UNAUTHENTICATED: (401, "Unauthorized"), ErrorCode.RESOURCE_EXHAUSTED: (429, "Overloaded"),
+    ErrorCode.MESSAGE_TOO_LARGE: (413, "Validation"), ErrorCode.UNAVAILABLE: (503, "Unhealthy"),
+    ErrorCode.DEADLINE_EXCEEDED: (504, "Backend"), ErrorCode.CANCELLED: (499, "Backend"),
+    ErrorCode.INTERNAL: (424, "Backend"),  # TEI: inference failed
+}
+# Bad input TEI tells apart, by the core's reason.
+TEI_HTTP_BY_REASON: dict[str, tuple[int, str]] = {
+    **dict.fromkeys(("EMPTY_DOCUMENTS", "EMPTY_INPUTS", "EMPTY_QUERY", "EMPTY_DOCUMENT", "EMPTY_TEXT"),
+                    (400, "Empty")),
+    **dict.fromkeys(("TOO_MANY_INPUTS", "INPUT_TOO_LONG", "TEXT_TOO_LONG"), (413, "Validation")),
+    "WRONG_TASK": (424, "Backend"),  # TEI: "model is not a re-ranker model"
+}
+INTERNAL = (500, "Backend")  # not a CrossrankError: our bug
 
 
 def tei_error(error: CrossrankError) -> tuple[int, str]:
-    """The HTTP status and TEI error_type of `error` (ERROR_TABLE)."""
-    for kind, reasons, status, error_type in ERROR_TABLE:
-        if isinstance(error, kind) and (not reasons or error.reason in reasons):
-            return status, error_type
-    return INTERNAL
+    """The HTTP status and TEI error_type of `error`."""
+    return TEI_HTTP_BY_REASON.get(error.reason) or TEI_HTTP[error.code]
 
 
 # TEI's error types as TEI's gRPC server answers them; what the HTTP table gives a status TEI has no type
@@ -105,11 +91,13 @@ _GRPC_BY_TYPE = {
     "Tokenizer": grpc.StatusCode.FAILED_PRECONDITION, "Empty": grpc.StatusCode.INVALID_ARGUMENT,
     "Unauthorized": grpc.StatusCode.UNAUTHENTICATED,
 }
-_GRPC_BY_STATUS = {404: grpc.StatusCode.NOT_FOUND, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
-                   500: grpc.StatusCode.INTERNAL}
+_GRPC_BY_STATUS = {404: grpc.StatusCode.NOT_FOUND, 499: grpc.StatusCode.CANCELLED,
+                   504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def tei_grpc_code(error: CrossrankError) -> grpc.StatusCode:
     """The gRPC code of `error` on the tei.v1 services."""
+    if error.code is ErrorCode.INTERNAL and error.reason == "INTERNAL":
+        return grpc.StatusCode.INTERNAL  # the backend's fault or ours: never FAILED_PRECONDITION's "fix and retry"
     status, error_type = tei_error(error)
     return _GRPC_BY_STATUS.get(status) or _GRPC_BY_TYPE[error_type]
