@@ -5,7 +5,9 @@ clients can all call it over real sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 from crossrank import assembly
@@ -64,3 +66,13 @@ class GatewayThread:
         asyncio.run_coroutine_threadsafe(assembly.drain_and_stop(self.opened, None), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[GatewayThread]:
+    """A started gateway with the default options, stopped on leaving."""
+    gateway = GatewayThread().start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

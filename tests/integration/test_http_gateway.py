@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 
 from tests.fakes import RERANKER
-from tests.integration.gateway_thread import GatewayThread
+from tests.integration.gateway_thread import GatewayThread, running
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread()
-    thread.start()
-    yield thread
-    thread.stop()
+    with running() as thread:
+        yield thread
 
 
 def _call(gateway: GatewayThread, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
