@@ -49,7 +49,7 @@ class CohereRerankRequest(Declaration):
     documents: list[str | DocumentObject] = Field(
         description="The documents to rank: strings, or objects whose `text` is ranked",
         examples=[["Paris is the capital of France.", "Berlin is in Germany."]])
-    top_n: int | None = Field(None, ge=0, description="Return the best N; 0 or absent: all")
+    top_n: int | None = Field(None, description="Return the best N; 0 or absent: all (negative: refused)")
     return_documents: bool | None = Field(None, description="Return each document's text with its result")
     max_tokens_per_doc: int | None = Field(None, ge=1, description="Cut each document to this many tokens "
                                            "before scoring (Cohere v2); absent: only the model's max length")
