@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crossrank.export import encoder_build, engines, formats, precision_choice, source, stamp, tuning
+from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
 from crossrank.export.loading import load_checkpoint
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement, check_parity
 from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
+from crossrank.export.progress import Progress
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import ModelInfo, Task
 from crossrank.triton_contract import EngineName, Precision
@@ -39,9 +41,11 @@ class ExportReport:
     agreement: Agreement | None = None  # ranking agreement with fp32, for reduced precisions
 
 
-def export(options: ExportOptions) -> ExportReport:
-    """Exports `options.source` into `options.repository` and returns what was checked."""
+def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> ExportReport:
+    """Exports `options.source` into `options.repository` and returns what was checked; `progress` shows its
+    long steps."""
     candidates = precision_choice.candidates(options)
+    progress.plan(len(candidates) + 2)  # loading (planned at creation), each candidate, parity, writing
     for flag, count in (("--tokenizer-instances", options.tokenizer_instances),
                         ("--encoder-instances", options.encoder_instances),
                         ("--max-batch-size", options.max_batch_size)):
@@ -60,7 +64,8 @@ def export(options: ExportOptions) -> ExportReport:
     except formats.LayoutError as exc:
         raise ExportError(str(exc)) from exc
     logger.info("format: %s", chosen_format.name)
-    prepared = chosen_format.prepare(checkpoint)
+    with progress.step("loading the model"):
+        prepared = chosen_format.prepare(checkpoint)
     settings, model = prepared.settings, prepared.model
     num_labels = len(prepared.labels)
     info = ModelInfo(
@@ -95,25 +100,32 @@ def export(options: ExportOptions) -> ExportReport:
                 raise ExportError(str(exc)) from exc
 
         if len(candidates) > 1:
-            built, info, agreement = precision_choice.choose(candidates, build, reference, pair_tokenizer, info)
+            built, info, agreement = precision_choice.choose(candidates, build, reference, pair_tokenizer, info,
+                                                             progress)
         else:
-            built, agreement = build(candidates[0]), None
+            with progress.step(f"building the encoder ({candidates[0]})"):
+                built, agreement = build(candidates[0]), None
         reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
                            "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
-        diff, checked = check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
+        with progress.step("parity with PyTorch"):
+            diff, checked = check_parity(reference, pair_tokenizer, built,
+                                         float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
         if reduced and agreement is None:
-            agreement = check_agreement(reference, pair_tokenizer, built, info)
+            progress.plan(1)
+            with progress.step(f"{info.precision} ranking against fp32"):
+                agreement = check_agreement(reference, pair_tokenizer, built, info)
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
             # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
             on_gpu = info.engine == EngineName.TORCH_PYTHON and precision_choice.cuda()
-            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
-                                             GPU_WIDTHS if on_gpu else CPU_WIDTHS)
+            widths = GPU_WIDTHS if on_gpu else CPU_WIDTHS
+            progress.plan(len(widths))
+            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer), widths, progress.step)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
@@ -129,8 +141,9 @@ def export(options: ExportOptions) -> ExportReport:
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
             "prompt": options.prompt, "score_token": options.score_token, "cutoff_layer": options.cutoff_layer,
             "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
-        write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
-                     lambda directory: stamp.write(directory, recorded))
+        with progress.step("writing the models"):
+            write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
+                         lambda directory: stamp.write(directory, recorded))
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
                 options.repository, info.engine, info.precision)
     return ExportReport(info, diff, checked, agreement)

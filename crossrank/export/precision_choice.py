@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from crossrank.export import engines, precision, tuning
+from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
 from crossrank.export.formats.base import Reference
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement
+from crossrank.export.progress import Progress
 from crossrank.model_info import ModelInfo
 from crossrank.triton_contract import AUTO, EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
@@ -47,20 +49,21 @@ def candidates(options: ExportOptions) -> list[precision.Candidate]:
 
 
 def choose(options: list[precision.Candidate], build: Callable[[precision.Candidate], engines.BuiltEncoder],
-           reference: Reference, pair_tokenizer: PairTokenizer,
-           info: ModelInfo) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
+           reference: Reference, pair_tokenizer: PairTokenizer, info: ModelInfo,
+           progress: Progress = progress_module.OFF) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
     """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
     feeds = tuning.timing_feeds(pair_tokenizer)
     trials: list[precision.Trial] = []
     built_by = {}
     for candidate in options:
-        built = build(candidate)
-        if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
-            feeds = tuning.within_budget(built.score, feeds, 2 * len(options))
-        candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-        agreement = (None if candidate.precision == Precision.FP32
-                     else check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
-        trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
+        with progress.step(f"measuring {candidate}"):
+            built = build(candidate)
+            if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
+                feeds = tuning.within_budget(built.score, feeds, 2 * len(options))
+            candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
+            agreement = (None if candidate.precision == Precision.FP32
+                         else check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
+            trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
         trials.append(trial)
         built_by[candidate] = built
         fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == Precision.FP32), None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs, ScoringBackend
+from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, ScoringBackend, TokenCut
 from crossrank.gateway.core import activation, chunking, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
@@ -43,6 +43,7 @@ class RerankQuery:
     chunk_long_documents: bool = False
     max_chunks_per_document: int = 0  # 0 = the server's default
     instruction: str = ""  # "" = the model's own
+    cut: TokenCut = DEFAULT_CUT  # truncation side and per-document token limit
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class ClassifyQuery:
     truncate: bool = True
     timeout: float | None = None
     instruction: str = ""  # "" = the model's own
+    cut: TokenCut = DEFAULT_CUT  # truncation side
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class CrossEncoderCore:
         self._refreshed_at = time.monotonic()
         return models
 
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
     def model_names(self) -> Collection[str]:
         """The models known from the last refresh (served ones only)."""
         return self._models.keys()
@@ -136,6 +142,7 @@ class CrossEncoderCore:
 
     async def rerank(self, query: RerankQuery) -> RerankOutcome:
         validation.validate_rerank(query.query, query.documents, query.top_n, self._limits)
+        validation.token_cut(query.cut, query.chunk_long_documents)
         max_chunks = validation.chunks_per_document(query.max_chunks_per_document, self._limits)
         model = await self.resolve(query.model)
         if model.task is not Task.RERANK:
@@ -146,7 +153,8 @@ class CrossEncoderCore:
         # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
         # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
         scored = await self._score(model, query.query, list(query.documents), query.timeout,
-                                   query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction)
+                                   query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction,
+                                   query.cut)
         usage = self._usage(model, scored)
         if query.chunk_long_documents:
             scored, extra = await self._best_chunks(model, query, scored, max_chunks)
@@ -193,11 +201,12 @@ class CrossEncoderCore:
 
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
+        validation.token_cut(query.cut, False)
         model = await self.resolve(query.model)
         validation.instruction(query.instruction, model.name, model.accepts_instruction, self._limits)
         started = time.perf_counter()
         scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout,
-                                   query.truncate, "inputs[{}]", query.instruction)
+                                   query.truncate, "inputs[{}]", query.instruction, query.cut)
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)
         results = []
@@ -209,10 +218,12 @@ class CrossEncoderCore:
 
     async def _score(self, model: ModelInfo, texts: str | list[str], text_pairs: list[str],
                      timeout: float | None, truncate: bool = True, field_template: str = "",
-                     instruction: str = "") -> ScoredPairs:
+                     instruction: str = "", cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
         started = time.perf_counter()
         try:
-            return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction)
+            if cut == DEFAULT_CUT:  # the common call, in the shape every backend takes
+                return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction)
+            return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction, cut)
         except PairTooLongError as exc:  # refused by the tokenizer, before the encoder ran
             raise InvalidArgumentError(
                 f"pair {exc.index} has {exc.tokens} tokens, over the model's limit of {model.max_length}; "
