@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossrank import activation
 from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs, ScoringBackend
-from crossrank.gateway.core import activation, chunking, validation
+from crossrank.gateway.core import chunking, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.validation import Limits
