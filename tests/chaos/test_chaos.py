@@ -104,6 +104,7 @@ class Chaos:
         self.kills = 0
         self.rss_start = self.rss_end = (0.0, 0.0)
         self.began = time.monotonic()
+        self.stopped_by = ""  # why the run ended early, if it did
 
     async def _apply(self, kind: str) -> faults.Fault:
         if kind == "a":
@@ -200,7 +201,7 @@ def _summary(chaos: Chaos, stop_s: float, exit_code: int, left: list[str]) -> di
 
 
 def _failures(summary: dict[str, Any], chaos: Chaos) -> list[str]:
-    out = []
+    out = [f"the run stopped early: {chaos.stopped_by}"] if chaos.stopped_by else []
     if summary["wrong_answers"]:
         out.append(f"{summary['wrong_answers']} wrong answers, e.g. {summary['examples'].get('wrong answer')}")
     if summary["errors"]:
@@ -253,7 +254,10 @@ def test_chaos(tmp_path: Path, tiny_bert_dir: Path) -> None:
         residue.sample()
         assert residue.shm_regions and residue.ports, "the leftover check does not see the server's regions or ports"
         chaos = Chaos(server, residue, _cases(server, tiny_bert_dir), duration, kinds)
-        asyncio.run(chaos.run())
+        try:
+            asyncio.run(chaos.run())
+        except Exception as exc:  # a fault that could not be applied: reported with the figures so far
+            chaos.stopped_by = f"{type(exc).__name__}: {exc}"
     finally:
         for fault in chaos.held if chaos else []:
             if isinstance(fault, faults.PausedTriton):
