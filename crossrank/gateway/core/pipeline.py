@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from crossrank.gateway.core.admission import ApiKeys, Limiter, arrived_at, queued_ms
-from crossrank.gateway.core.errors import CrossrankError
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode
 from crossrank.gateway.core.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
@@ -88,14 +88,14 @@ class RequestPipeline:
                 async with self._limiter.admit(size):
                     yield call
         except CrossrankError as exc:
-            call.code = exc.code.name
+            call.code = exc.code.label
             raise
         except asyncio.CancelledError:
-            call.code = "CANCELLED"
+            call.code = ErrorCode.CANCELLED.label
             raise
         except Exception as exc:
             named = code_of(exc) if code_of else None
-            call.code = named or "INTERNAL"
+            call.code = named or ErrorCode.INTERNAL.label
             if not named:
                 logger.exception("request %s (%s) failed", request_id, method)
             raise

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.gateway.core.errors import CrossrankError, MalformedRequestError
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, MalformedRequestError
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,18 @@ access_log = logging.getLogger("crossrank.access")
 ERROR_DOMAIN = "crossrank.dev"
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_PREFIX = "/crossrank.v1."
+# The one place where the core's error codes become gRPC status codes.
+GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
+    ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.MESSAGE_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorCode.CANCELLED: grpc.StatusCode.CANCELLED,
+    ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 
 def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
@@ -42,7 +54,7 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)
+    return status_pb2.Status(code=GRPC_STATUS[error.code].value[0], message=error.message, details=packed)
 
 
 def _pairs(request: Any) -> int:

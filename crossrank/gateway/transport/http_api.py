@@ -18,19 +18,25 @@ import logging
 import ssl
 from typing import Any
 
-import grpc
 from aiohttp import web
 
-from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
+from crossrank.gateway.core.errors import (
+    CrossrankError,
+    DeadlineError,
+    ErrorCode,
+    InvalidArgumentError,
+    MessageTooLargeError,
+)
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
 
 logger = logging.getLogger(__name__)
 
-_HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+# The one place where the core's error codes become HTTP statuses (499: the client closed the request).
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_ARGUMENT: 400, ErrorCode.UNAUTHENTICATED: 401, ErrorCode.NOT_FOUND: 404,
+    ErrorCode.MESSAGE_TOO_LARGE: 413, ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499,
+    ErrorCode.INTERNAL: 500, ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
 }
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
@@ -150,11 +156,10 @@ class HttpApi:
                 "meta": {"billed_units": {"search_units": 1}},
             }, headers=headers)
         except CrossrankError as exc:
-            status = 413 if isinstance(exc, MessageTooLargeError) else _HTTP_STATUS.get(exc.code, 500)
             return web.json_response({
                 "message": exc.message, "reason": exc.reason, "request_id": rid,
                 "field_violations": [{"field": v.field, "description": v.description} for v in exc.violations],
-            }, status=status, headers=headers)
+            }, status=HTTP_STATUS[exc.code], headers=headers)
         except Exception:  # logged with its traceback by the pipeline
             return web.json_response({"message": f"internal error (request id {rid})", "reason": "INTERNAL",
                                       "request_id": rid}, status=500, headers=headers)
