@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak chaos client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check settings-docs clean images docker-test
+.PHONY: help setup serve test test-unit soak client-toolchains browser clients infinity bench bench-quick lint lint-deploy proto proto-check settings-docs clean images docker-test
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -55,6 +55,12 @@ client-toolchains:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "client toolchains: all installed"; fi
 
+# Debian's Chromium, the real browser the /docs page is tested in (tests/integration/test_openapi.py; needs
+# root). Outside CI that test skips, naming what is missing; in CI (CROSSRANK_REQUIRE_BROWSER=1) it fails.
+browser:
+	set -e; if command -v chromium >/dev/null; then echo "browser: chromium installed"; else \
+	  apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; fi
+
 clients: setup
 	for language in js go java; do $(PY) tools/build_clients.py $$language || exit 1; done
 
@@ -68,6 +74,7 @@ soak: setup
 # stalled HTTP upload, 400 half-open gRPC calls): every answer correct or a retryable refusal, service back
 # within 30 s of each fault, memory flat, nothing left after SIGTERM. CROSSRANK_CHAOS_SECONDS sets the length.
 CHAOS_SECONDS = $(or $(CROSSRANK_CHAOS_SECONDS),120)
+.PHONY: chaos
 chaos: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider -o timeout=$$(( $(CHAOS_SECONDS) + 900 )) tests/chaos
 

@@ -96,7 +96,8 @@ async def open_transports(settings: Settings, built: Core) -> Transports:
             address = f"{settings.host}:{settings.metrics_port}"
             raise StartupError(_cannot_listen(address, "metrics port", exc)) from None
     server, health_servicer = build_server(built.core, settings.max_message_bytes, built.pipeline,
-                                           max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS)
+                                           max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS,
+                                           max_in_flight=settings.max_in_flight)
     await set_serving(health_servicer, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -123,7 +124,7 @@ async def open_transports(settings: Settings, built: Core) -> Transports:
             tls = (http_api.tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
                    if settings.tls_cert_file else None)
             api = http_api.HttpApi(built.core, built.pipeline, built.readiness, settings.max_message_bytes,
-                                   settings.http_timeout_s)
+                                   settings.http_timeout_s, max_in_flight=settings.max_in_flight)
             opened.http_runner, opened.http_port = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)

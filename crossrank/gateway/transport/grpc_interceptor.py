@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from crossrank.gateway.core.errors import CrossrankError, ErrorCode, MalformedRequestError
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
+from crossrank.gateway.transport import tei
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("crossrank.access")
@@ -27,7 +28,8 @@ access_log = logging.getLogger("crossrank.access")
 ERROR_DOMAIN = "crossrank.dev"
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_PREFIX = "/crossrank.v1."
-# The one place where the core's error codes become gRPC status codes.
+TEI_PREFIX = "/tei.v1."  # TEI's API (tei_grpc.py): the same pipeline, TEI's status codes
+# The one place where the core's error codes become gRPC status codes (TEI's services: tei.TEI_GRPC_STATUS).
 GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
@@ -41,7 +43,7 @@ GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
-def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
+def to_status(error: CrossrankError, request_id: str, code: grpc.StatusCode | None = None) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN,
                                        metadata={"request_id": request_id})
     details = [info]
@@ -54,14 +56,26 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return status_pb2.Status(code=GRPC_STATUS[error.code].value[0], message=error.message, details=packed)
+    return status_pb2.Status(code=(code or GRPC_STATUS[error.code]).value[0], message=error.message, details=packed)
 
 
 def _pairs(request: Any) -> int:
-    for name in ("documents", "inputs"):
+    for name in ("documents", "texts", "inputs"):
         if hasattr(request, name):
-            return len(getattr(request, name))
+            value = getattr(request, name)
+            return 1 if isinstance(value, str) else len(value)
     return 0
+
+
+def _usage(response: Any) -> tuple[int, int]:
+    """(pairs scored, tokens) of a response: crossrank's `usage`, or TEI's `metadata`."""
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        return usage.pairs, usage.tokens
+    metadata = getattr(response, "metadata", None)
+    if metadata is not None:
+        return len(getattr(response, "ranks", None) or [None]), metadata.compute_tokens
+    return 0, 0
 
 
 class _Undecodable:
@@ -101,10 +115,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
+        if handler is None or handler.unary_unary is None or not method.startswith((SERVICE_PREFIX, TEI_PREFIX)):
             return handler
         inner = handler.unary_unary
         short = method.rsplit("/", 1)[-1]
+        if method.startswith(TEI_PREFIX):
+            short = "Tei" + short  # its own metrics label: tei.v1's Rerank is not crossrank.v1's
+        code_for = tei.tei_grpc_code if method.startswith(TEI_PREFIX) else None
 
         async def guarded(unparsed: _Unparsed, context: grpc.aio.ServicerContext) -> Any:
             metadata = context.invocation_metadata() or ()
@@ -123,12 +140,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                         raise MalformedRequestError()
                     response = await inner(request, context)
                     call.model = getattr(response, "model", "") or call.model
-                    usage = getattr(response, "usage", None)
-                    if usage is not None:
-                        call.scored_pairs, call.tokens = usage.pairs, usage.tokens
+                    call.scored_pairs, call.tokens = _usage(response)
                     return response
             except CrossrankError as exc:
-                await context.abort_with_status(rpc_status.to_status(to_status(exc, rid)))
+                code = code_for(exc) if code_for else None
+                await context.abort_with_status(rpc_status.to_status(to_status(exc, rid, code)))
             except Exception as exc:
                 if code_of(exc):  # grpc's own abort: it stands
                     raise

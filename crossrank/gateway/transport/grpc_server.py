@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from crossrank.gateway.core.pipeline import RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
+from crossrank.gateway.transport import tei_grpc
 from crossrank.gateway.transport.grpc_interceptor import ErrorInterceptor
 from crossrank.gateway.transport.grpc_servicer import CrossEncoderServicer
 
@@ -25,9 +26,11 @@ _NO_REUSEPORT = ("grpc.so_reuseport", 0)
 
 
 def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: RequestPipeline,
-                 max_rpcs: int | None = None) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+                 max_rpcs: int | None = None,
+                 max_in_flight: int = 0) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`max_rpcs`: calls beyond it are refused by gRPC itself with RESOURCE_EXHAUSTED before their message is
-    read (the admission limits' total, with room for health checks and reflection)."""
+    read (the admission limits' total, with room for health checks and reflection). TEI's `tei.v1` API is
+    served beside crossrank's (tei_grpc.py); `max_in_flight` is what its Info reports."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(pipeline)],
         maximum_concurrent_rpcs=max_rpcs,
@@ -35,11 +38,12 @@ def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: Reque
                  ("grpc.max_send_message_length", max_message_bytes), _NO_REUSEPORT],
     )
     pb_grpc.add_CrossEncoderServiceServicer_to_server(CrossEncoderServicer(core), server)
+    tei_grpc.add_to_server(server, core, max_in_flight)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server)
+        (SERVICE_NAME, *tei_grpc.SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
     return server, health_servicer
 
 

@@ -1,13 +1,15 @@
 """HTTP rerank endpoint in the Cohere / Jina / vLLM shape, for LangChain, LlamaIndex, Haystack and Open WebUI.
 
-`POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents, raw_scores,
-instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
-relevance_score, document?, scored_chars?}], usage, meta}`.
+`POST /v1/rerank` and `POST /v2/rerank` take the request declared in cohere_http.py (`{model, query,
+documents, top_n, return_documents, max_tokens_per_doc, max_chunks_per_doc, raw_scores, instruction}`,
+documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score,
+document?, scored_chars?}], usage, meta}`.
 It runs every call through the same request pipeline as gRPC (API keys, admission,
 metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
 413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
 `limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
 included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
+The TEI-compatible routes (`tei_http.py`) are served beside these, through the same `HttpApi.run`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import asyncio
 import json
 import logging
 import ssl
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from crossrank.gateway.core.errors import (
     CrossrankError,
@@ -27,8 +31,21 @@ from crossrank.gateway.core.errors import (
     InvalidArgumentError,
     MessageTooLargeError,
 )
-from crossrank.gateway.core.pipeline import RequestPipeline, request_id
-from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
+from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
+from crossrank.gateway.transport import declarations, openapi
+from crossrank.gateway.transport.cohere_http import (
+    FOREIGN_FIELDS,
+    ApiError,
+    BilledUnits,
+    CohereMeta,
+    CohereRerankRequest,
+    CohereRerankResponse,
+    CohereResult,
+    CohereUsage,
+    DocumentText,
+)
+from crossrank.gateway.transport.openapi import Operation
 
 logger = logging.getLogger(__name__)
 
@@ -38,31 +55,18 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MESSAGE_TOO_LARGE: 413, ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499,
     ErrorCode.INTERNAL: 500, ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
 }
+_ERROR_STATUSES = {400: "Bad input, naming its field", 401: "Missing or wrong API key", 404: "Unknown model",
+                   413: "Body over limits.max_message_bytes", 429: "At capacity; retry with backoff",
+                   503: "The models are not ready", 504: "The deadline passed"}
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
 
-def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
-    return value
+class HealthBody(BaseModel):
+    status: Literal["SERVING", "NOT_SERVING"]
 
-
-def _documents(body: dict[str, Any]) -> list[str]:
-    raw = body.get("documents")
-    if not isinstance(raw, list):
-        raise InvalidArgumentError("documents must be a list of strings or {\"text\": ...} objects",
-                                   "INVALID_FIELD", "documents")
-    documents = []
-    for i, item in enumerate(raw):
-        text = item.get("text") if isinstance(item, dict) else item
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"documents[{i}] must be a string or {{\"text\": string}}",
-                                       "INVALID_FIELD", f"documents[{i}]")
-        documents.append(text)
-    return documents
+T = TypeVar("T")
+# What a route does once its call is admitted: (its record, its JSON body or None for a GET, its deadline).
+Handler = Callable[[Call, "dict[str, Any] | None", float], Awaitable[T]]
 
 
 def _timeout(request: web.Request, body: dict[str, Any], default: float) -> float:
@@ -84,24 +88,81 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
 
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
-                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0) -> None:
-        self._core = core
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, max_in_flight: int = 0) -> None:
+        self.core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
         self._max_body_bytes = max_body_bytes
         self._timeout_s = timeout_s
+        self.max_in_flight = max_in_flight  # requests scored at once (admission), for TEI's /info
+        self._document: dict[str, Any] = {}
+
+    def operations(self) -> list[Operation]:
+        """Every route, as the router registers it and the OpenAPI document describes it."""
+        from crossrank.gateway.transport import tei_http
+
+        cohere = {200: ("Results, best first", CohereRerankResponse),
+                  **{status: (text, ApiError) for status, text in _ERROR_STATUSES.items()}}
+        summary = "Rerank documents against a query ({} shape; Jina, vLLM and Infinity send the same)"
+        return [
+            Operation("POST", "/v1/rerank", self.rerank, "rerankV1", summary.format("Cohere v1"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            Operation("POST", "/v2/rerank", self.rerank, "rerankV2", summary.format("Cohere v2"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            *tei_http.TeiRoutes(self).operations(),
+            Operation("GET", "/health", self.health, "health", "Whether the models are ready", "Server",
+                      responses={200: ("Serving", HealthBody), 503: ("Not serving yet (or any more)", HealthBody)}),
+            Operation("GET", "/openapi.json", self.openapi, "openapi", "This document", "Server",
+                      responses={200: ("The OpenAPI 3.1 document", dict[str, Any])}),
+            Operation("GET", "/docs", self.docs, "docs", "A browsable page of this document", "Server",
+                      responses={200: ("The page", str), 503: ("swagger-ui-py is not installed", ApiError)}),
+        ]
 
     def app(self) -> web.Application:
         # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
         application = web.Application(client_max_size=self._max_body_bytes)
-        application.router.add_post("/v1/rerank", self.rerank)
-        application.router.add_post("/v2/rerank", self.rerank)
-        application.router.add_get("/health", self.health)
+        operations = self.operations()
+        for operation in operations:
+            application.router.add_route(operation.method, operation.path, operation.handler)
+        self._document = openapi.document(operations)
+        assets = openapi.assets_directory()
+        if assets is not None:
+            application.router.add_static(openapi.ASSETS, assets)
         return application
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._document)
+
+    async def docs(self, request: web.Request) -> web.Response:
+        if openapi.assets_directory() is None:
+            rid = request_id(request.headers.get("x-request-id"))
+            return web.json_response({
+                "message": "the /docs page needs the swagger-ui-py package (pip install swagger-ui-py); "
+                           "/openapi.json serves the document", "reason": "DOCS_UNAVAILABLE", "request_id": rid,
+                "field_violations": []}, status=503)
+        return web.Response(text=openapi.DOCS_PAGE.format(assets=openapi.ASSETS), content_type="text/html")
+
+    async def run(self, request: web.Request, method: str, rid: str, handle: Handler[T],
+                  read_body: bool = True) -> T:
+        """One call through the shared pipeline: API key, admission (by the body's declared size, without one
+        by the most a body may hold, before reading it), the body read as a JSON object, the deadline (header
+        `X-Request-Timeout` or field `timeout_s`, capped by `limits.http_timeout_s`), metrics and the access
+        log. `handle` does the route's work; a `CrossrankError` from any step propagates for the route's own
+        error shape."""
+        metadata = [("authorization", request.headers.get("Authorization", ""))]
+        size = min(request.content_length or self._max_body_bytes, self._max_body_bytes) if read_body else 0
+        async with self._pipeline.call(method, rid, metadata, size=size) as call:
+            body = await self._body(request) if read_body else None
+            timeout = _timeout(request, body or {}, self._timeout_s)
+            try:
+                return await asyncio.wait_for(handle(call, body, timeout), timeout)
+            except asyncio.TimeoutError:
+                raise DeadlineError() from None
 
     async def health(self, request: web.Request) -> web.Response:
         ready = bool(self._ready())
-        return web.json_response({"status": "SERVING" if ready else "NOT_SERVING"}, status=200 if ready else 503)
+        body = HealthBody(status="SERVING" if ready else "NOT_SERVING")
+        return web.json_response(body.model_dump(), status=200 if ready else 503)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > self._max_body_bytes:
@@ -118,43 +179,29 @@ class HttpApi:
             raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
         return body
 
+    async def _cohere_rerank(self, call: Call, body: dict[str, Any] | None, timeout: float) -> RerankOutcome:
+        asked = declarations.validate(CohereRerankRequest, body, FOREIGN_FIELDS)
+        query = asked.query_for(timeout)
+        call.model, call.pairs = query.model, len(query.documents)
+        outcome = await self.core.rerank(query)
+        call.model = outcome.model
+        call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
+        return outcome
+
     async def rerank(self, request: web.Request) -> web.Response:
         rid = request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": rid}
-        metadata = [("authorization", request.headers.get("Authorization", ""))]
         try:
-            # Admitted by the body's declared size (without one, by the most a body may hold) before reading it.
-            size = min(request.content_length or self._max_body_bytes, self._max_body_bytes)
-            async with self._pipeline.call(METHOD, rid, metadata, size=size) as call:
-                body = await self._body(request)
-                call.model = _field(body, "model", str, "")
-                timeout = _timeout(request, body, self._timeout_s)
-                query = RerankQuery(
-                    model=call.model, query=_field(body, "query", str, ""),
-                    documents=_documents(body), top_n=_field(body, "top_n", int, 0),
-                    return_documents=_field(body, "return_documents", bool, False),
-                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
-                    instruction=_field(body, "instruction", str, ""))
-                call.pairs = len(query.documents)
-                try:
-                    outcome = await asyncio.wait_for(self._core.rerank(query), timeout)
-                except asyncio.TimeoutError:
-                    raise DeadlineError() from None
-                call.model = outcome.model
-                call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
-            results = []
-            for r in outcome.results:
-                item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
-                if r.document is not None:
-                    item["document"] = {"text": r.document}
-                if r.scored_chars is not None:
-                    item["scored_chars"] = r.scored_chars
-                results.append(item)
-            return web.json_response({
-                "id": rid, "model": outcome.model, "results": results,
-                "usage": {"pairs": outcome.usage.pairs, "total_tokens": outcome.usage.tokens},
-                "meta": {"billed_units": {"search_units": 1}},
-            }, headers=headers)
+            outcome = await self.run(request, METHOD, rid, self._cohere_rerank)
+            answer = CohereRerankResponse(
+                id=rid, model=outcome.model,
+                results=[CohereResult(index=r.index, relevance_score=r.score, scored_chars=r.scored_chars,
+                                      document=None if r.document is None else DocumentText(text=r.document))
+                         for r in outcome.results],
+                usage=CohereUsage(pairs=outcome.usage.pairs, total_tokens=outcome.usage.tokens,
+                                  rescored=outcome.usage.rescored),
+                meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
+            return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:
             return web.json_response({
                 "message": exc.message, "reason": exc.reason, "request_id": rid,
