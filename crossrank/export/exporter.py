@@ -23,6 +23,7 @@ from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement, check_parity
 from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
 from crossrank.export.progress import Progress
+from crossrank.export.reference import TokenMismatchError
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import ModelInfo, Task
 from crossrank.triton_contract import EngineName, Precision
@@ -72,7 +73,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         name=options.name, task=Task.RERANK if num_labels == 1 else Task.CLASSIFY, labels=prepared.labels,
         activation=prepared.activation, max_length=prepared.max_length, engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
-        max_batch_size=options.max_batch_size, instruction=prepared.instruction,
+        max_batch_size=options.max_batch_size, default_instruction=prepared.instruction,
         accepts_instruction=prepared.accepts_instruction)
     reference = prepared.reference
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
@@ -85,7 +86,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         if prepared.check_tokens is not None:
             try:
                 prepared.check_tokens(pair_tokenizer)
-            except AssertionError as exc:
+            except TokenMismatchError as exc:
                 raise ExportError(f"{options.source}: {exc}") from exc
 
         def build(candidate: Candidate) -> engines.BuiltEncoder:
@@ -135,12 +136,8 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
                 shutil.copy2(tokenizer_dir / name, target / name)
 
         recorded = stamp.make(options.source, path, {
-            "engine": options.engine, "precision": options.precision, "served": f"{info.engine} {info.precision}",
-            "max_length": options.max_length, "max_batch_size": options.max_batch_size,
-            "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
-            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
-            "prompt": options.prompt, "score_token": options.score_token, "cutoff_layer": options.cutoff_layer,
-            "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
+            **stamp.recorded_options(options), "served": f"{info.engine} {info.precision}",
+            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch")})  # the width served
         with progress.step("writing the models"):
             write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
                          lambda directory: stamp.write(directory, recorded))

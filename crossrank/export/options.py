@@ -5,9 +5,10 @@ A module of its own so that the exporter, the loading code and every format modu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossrank.export import stamp
 from crossrank.triton_contract import AUTO, EngineName, Precision
 
 
@@ -17,9 +18,11 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    source: str
-    name: str
-    repository: Path
+    # Every option is recorded in the export's stamp (stamp.py) unless marked NOT_STAMPED: the source has its
+    # own entry, and where the export is written and under which name say nothing about what it holds.
+    source: str = field(metadata=stamp.NOT_STAMPED)
+    name: str = field(metadata=stamp.NOT_STAMPED)
+    repository: Path = field(metadata=stamp.NOT_STAMPED)
     engine: str = EngineName.ONNX_PYTHON
     precision: str = Precision.FP32
     max_length: int | None = None

@@ -64,7 +64,7 @@ def check_parity(reference: Reference, pair_tokenizer: PairTokenizer, built: Bui
 def check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: BuiltEncoder,
                     info: ModelInfo, warn: bool = True) -> Agreement:
     """Ranking agreement of the exported encoder (a reduced precision) with the fp32 reference."""
-    from crossrank.gateway.core.activation import apply
+    from crossrank.activation import apply
 
     def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
@@ -73,8 +73,8 @@ def check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: 
     logger.info("%s: measuring ranking agreement with fp32", info.precision)
     result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
     logger.info("%s against fp32: %s", info.precision, result.summary())
-    if warn and result.spearman < agreement_module.MIN_SPEARMAN:
+    if warn and result.spearman < agreement_module.WARN_BELOW_SPEARMAN:
         logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
                        "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
-                       result.spearman, agreement_module.MIN_SPEARMAN)
+                       result.spearman, agreement_module.WARN_BELOW_SPEARMAN)
     return result

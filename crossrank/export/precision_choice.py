@@ -71,7 +71,7 @@ def choose(options: list[precision.Candidate], build: Callable[[precision.Candid
                  if fp32_rate and trial.candidate.precision != Precision.FP32 else "")
         verdict = ("the reference" if agreement is None else
                    f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
-                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "
+                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.CHOOSE_MIN_SPEARMAN} / "
                    f"{precision.MIN_TOP10_OVERLAP})")
         logger.info("auto: %s measured %.0f pairs/s%s, %s", candidate, trial.pairs_per_s, ratio, verdict)
     chosen = precision.choose(trials)

@@ -77,7 +77,8 @@ class Prepared:
     instruction: str = ""  # the default instruction, where the format has an instruction slot
     accepts_instruction: bool = False
     # Checks crossrank's tokenizer against the reference's own input ids, where the reference tokenizes
-    # through a library export can ask (sentence-transformers); raises AssertionError on a difference.
+    # through a library export can ask (sentence-transformers); raises reference.TokenMismatchError on a
+    # difference.
     check_tokens: Callable[[PairTokenizer], None] | None = field(default=None)
 
 
