@@ -135,7 +135,8 @@ def _client_call(args: argparse.Namespace) -> int:
                 models = client.list_models()
                 rows = [asdict(m) for m in models]
                 table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
-                          f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
+                          f"{m.engine}/{m.precision}" + (" + exact head" if m.exact_head else ""), m.source[:50])
+                         for m in models]
                 header = ("model", "task", "max_len", "engine", "source")
     except (OSError, ValueError) as exc:  # an unreadable or malformed --documents-file
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)

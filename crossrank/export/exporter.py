@@ -398,6 +398,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
         if exact is not None:
+            progress.plan(1)
             with progress.step("parity of the exact head's fp32 encoder"):
                 exact_diff, _ = _check_parity(reference, pair_tokenizer, exact, options.tolerance)
             logger.info("exact head: fp32 encoder parity %.2e (limit %.0e)", exact_diff, options.tolerance)
