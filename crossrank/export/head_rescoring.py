@@ -1,4 +1,4 @@
-"""Export's side of the exact head (crossrank/gateway/core/exact_head.py has the rule the gateway applies):
+"""Export's side of the exact head (crossrank/exact_head.py has the rule, shared with the gateway):
 the error bound delta a reduced-precision encoder is served with, and the exact head's rerank run in-process,
 to check its ranking against fp32 and to time it for `--precision auto`.
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossrank.exact_head import window
 from crossrank.export.samples import ranking_lists
-from crossrank.gateway.core.exact_head import window
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
 Feed = dict[str, np.ndarray]

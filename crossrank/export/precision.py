@@ -20,7 +20,7 @@ from crossrank.triton_contract import AUTO, PYTHON_BACKEND_ENGINES, EngineName, 
 from crossrank.triton_models.host_cpu import has_bf16
 
 # The agreement bar a reduced precision must meet against fp32 to be chosen by `auto`.
-MIN_SPEARMAN = 0.999
+CHOOSE_MIN_SPEARMAN = 0.999
 MIN_TOP10_OVERLAP = 0.95
 MIN_NDCG10 = 0.995
 # Every candidate but fp32 itself: the fraction of export's lists whose top 10 must be fp32's, in order.
@@ -57,7 +57,7 @@ class Trial:
             return False
         if self.candidate.exact_head:  # the whole list is not its promise: the head is
             return True
-        return (self.agreement.spearman >= MIN_SPEARMAN and self.agreement.top10_overlap >= MIN_TOP10_OVERLAP
+        return (self.agreement.spearman >= CHOOSE_MIN_SPEARMAN and self.agreement.top10_overlap >= MIN_TOP10_OVERLAP
                 and self.agreement.ndcg10 >= MIN_NDCG10)
 
 
