@@ -1,6 +1,8 @@
 """The exact head through the real Triton and gateway: a tiny model exported in int8 with the exact head ranks
 its top_n as the fp32 export of the same model does (same documents, same order, scores within 1e-4), and
-says in usage how many documents it re-scored."""
+says in usage how many documents it re-scored: those whose int8 score is within 2 x delta of the top_n-th.
+(This tiny random model's scores have little spread, so its window holds most documents; the unit tests and
+`make bench` show windows smaller than the request.)"""
 
 from __future__ import annotations
 
@@ -46,9 +48,12 @@ def test_the_served_top_n_is_the_fp32_exports(exact_server: ServerProcess, top_n
     assert [r.index for r in head][:k] == [r.index for r in fp32][:k]
     np.testing.assert_allclose([r.score for r in head][:k], [r.score for r in fp32][:k], atol=TOLERANCE)
     assert len(head) == (top_n or len(documents))
-    assert k <= head.usage.rescored < len(documents) and fp32.usage.rescored == 0
-    assert head.usage.pairs == len(documents)
-    # Classify runs the int8 encoder alone: its scores are not fp32's (else this test would prove nothing).
+    # Classify runs the int8 encoder alone (the same batch as the rerank's): its scores are not fp32's (else
+    # this test would prove nothing), and they give the window the rerank re-scored.
     assert fast_alone.usage.rescored == 0
-    int8 = [r.score for r in fast_alone]
-    assert max(abs(int8[i] - fp32_all[i]) for i in range(len(documents))) > TOLERANCE
+    int8 = np.array([r.score for r in fast_alone], dtype=np.float32)
+    assert max(abs(float(int8[i]) - fp32_all[i]) for i in range(len(documents))) > TOLERANCE
+    delta = models["tiny-bert-exact"].head_delta
+    edge = np.float32(np.sort(int8)[::-1][k - 1] - 2 * delta)
+    assert head.usage.rescored == int((int8 >= edge).sum()) >= k
+    assert fp32.usage.rescored == 0 and head.usage.pairs == len(documents)
