@@ -107,4 +107,4 @@ def test_tei_grpc_through_reflection_with_grpcurl(server: ServerProcess) -> None
     assert [r["text"] for r in ranks] == [texts[r.index] for r in expected]
     info = json.loads(subprocess.run([grpcurl, "-plaintext", server.target, "tei.v1.Info/Info"],
                                      capture_output=True, text=True, timeout=60, check=True).stdout)
-    assert info["modelType"] == "MODEL_TYPE_RERANKER" and info["maxInputLength"] > 0
+    assert info["model_type"] == "MODEL_TYPE_RERANKER" and info["max_input_length"] > 0  # proto field names
