@@ -15,16 +15,16 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crossrank.export import encoder_build, engines, formats, precision_choice, source, stamp, tuning
+from crossrank.export import encoder_build, engines, formats, head_rescoring, precision_choice, source, stamp, tuning
 from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
 from crossrank.export.loading import load_checkpoint
 from crossrank.export.options import ExportError, ExportOptions
-from crossrank.export.parity import check_agreement, check_parity
+from crossrank.export.parity import check_agreement, check_head_agreement, check_parity, head_bound
 from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
 from crossrank.export.progress import Progress
 from crossrank.export.reference import TokenMismatchError
-from crossrank.export.triton_repository import write_models
+from crossrank.export.triton_repository import EXACT_SUFFIX, write_models
 from crossrank.model_info import ModelInfo, Task
 from crossrank.triton_contract import EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import SETTINGS_FILE, TOKENIZER_FILE, PairTokenizer
@@ -40,6 +40,7 @@ class ExportReport:
     max_abs_diff: float  # largest logit difference to PyTorch fp32 on the sample pairs
     pairs_checked: int
     agreement: Agreement | None = None  # ranking agreement with fp32, for reduced precisions
+    head_bound: head_rescoring.HeadBound | None = None  # the exact head's error bound, when served with it
 
 
 def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> ExportReport:
@@ -89,23 +90,40 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             except TokenMismatchError as exc:
                 raise ExportError(f"{options.source}: {exc}") from exc
 
+        encoders: dict[tuple[str, str], engines.BuiltEncoder] = {}
+
         def build(candidate: Candidate) -> engines.BuiltEncoder:
-            logger.info("exporting the encoder (%s)", candidate)
+            """The encoder of `candidate`'s engine and precision, built once (the exact head reuses them)."""
+            key = (candidate.engine, candidate.precision)
+            if key in encoders:
+                return encoders[key]
+            logger.info("exporting the encoder (%s %s)", candidate.engine, candidate.precision)
             chosen = replace(options, engine=candidate.engine, precision=candidate.precision)
             try:
-                return engines.get(candidate.engine, candidate.precision).build(
+                encoders[key] = engines.get(candidate.engine, candidate.precision).build(
                     model, settings.model_input_names, num_labels, settings,
                     work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, prepared.score,
                     info.max_length)
             except engines.UnsupportedEngineError as exc:
                 raise ExportError(str(exc)) from exc
+            return encoders[key]
 
+        if info.task is not Task.RERANK and any(c.exact_head for c in candidates):
+            if options.exact_head == "on":
+                raise ExportError(f"{options.source}: a {num_labels}-label classifier; the exact head re-scores "
+                                  "a rerank's head and needs a one-logit reranker")
+            candidates = [c for c in candidates if not c.exact_head]
+        exact: engines.BuiltEncoder | None = None  # the exact head's fp32 encoder
+        head: head_rescoring.HeadBound | None = None
         if len(candidates) > 1:
-            built, info, agreement = precision_choice.choose(candidates, build, reference, pair_tokenizer, info,
-                                                             progress)
+            built, info, agreement, exact, head = precision_choice.choose(candidates, build, reference,
+                                                                          pair_tokenizer, info, progress)
         else:
             with progress.step(f"building the encoder ({candidates[0]})"):
                 built, agreement = build(candidates[0]), None
+                if candidates[0].exact_head:
+                    exact = build(Candidate(candidates[0].engine, Precision.FP32))
+                    head = head_bound(built, exact, pair_tokenizer)
         reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
@@ -115,10 +133,16 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
                                          float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
+        if exact is not None:
+            progress.plan(1)
+            with progress.step("parity of the exact head's fp32 encoder"):
+                exact_diff, _ = check_parity(reference, pair_tokenizer, exact, options.tolerance)
+            logger.info("exact head: fp32 encoder parity %.2e (limit %.0e)", exact_diff, options.tolerance)
         if reduced and agreement is None:
             progress.plan(1)
             with progress.step(f"{info.precision} ranking against fp32"):
-                agreement = check_agreement(reference, pair_tokenizer, built, info)
+                agreement = (check_agreement(reference, pair_tokenizer, built, info) if exact is None or head is None
+                             else check_head_agreement(reference, pair_tokenizer, built, exact, head.delta, info))
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
@@ -130,6 +154,17 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
+        if exact is not None and head is not None:
+            # the fp32 encoder takes the fast one's sub-batch width: it scores a request's head, a few pairs
+            if "tokens_per_batch" in built.spec.parameters:
+                exact = tuning.with_width(exact, int(built.spec.parameters["tokens_per_batch"]))
+            # measured again as served (a dynamic-int8 sub-batch is quantized with its neighbours); the larger kept
+            served = head_bound(built, exact, pair_tokenizer)
+            head = served if served.delta > head.delta else head
+            info = replace(info, exact_model=f"{info.name}{EXACT_SUFFIX}", head_delta=head.delta,
+                           head_samples=head.samples)
+            logger.info("exact head: %s", head.summary())
+
         def fill_tokenizer(target: Path) -> None:
             encoder_build.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
             for name in (TOKENIZER_FILE, SETTINGS_FILE):
@@ -140,9 +175,10 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch")})  # the width served
         with progress.step("writing the models"):
             write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
-                         lambda directory: stamp.write(directory, recorded))
-    logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
-                options.repository, info.engine, info.precision)
-    return ExportReport(info, diff, checked, agreement)
+                         lambda directory: stamp.write(directory, recorded), exact.spec if exact else None)
+    logger.info("wrote %s, %s_tokenizer, %s_encoder%s to %s (%s %s%s)", info.name, info.name, info.name,
+                f", {info.exact_model}, {info.exact_model}_encoder" if info.exact_head else "", options.repository,
+                info.engine, info.precision, ", exact head" if info.exact_head else "")
+    return ExportReport(info, diff, checked, agreement, head)
 
 

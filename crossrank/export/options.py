@@ -47,3 +47,10 @@ class ExportOptions:
     # Layerwise rerankers (bge-reranker-v2-minicpm-layerwise): the layer whose head gives the score; the
     # encoder computes no layer above it. None: the format's default (the model card's 28).
     cutoff_layer: int | None = None
+    # The exact head (docs/models.md): a reduced precision served with its fp32 encoder re-scoring the head.
+    # auto: a candidate of --precision auto, off for a named precision; on: a named reduced precision gets
+    # it; off: never.
+    exact_head: str = AUTO
+
+
+EXACT_HEAD_CHOICES = (AUTO, "on", "off")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from crossrank.export import agreement as agreement_module
+from crossrank.export import head_rescoring
 from crossrank.export.agreement import Agreement
 from crossrank.export.encoder_build import BuiltEncoder
 from crossrank.export.formats.base import Reference
@@ -77,4 +78,30 @@ def check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: 
         logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
                        "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
                        result.spearman, agreement_module.WARN_BELOW_SPEARMAN)
+    return result
+
+
+def head_bound(fast: BuiltEncoder, exact: BuiltEncoder, pair_tokenizer: PairTokenizer) -> head_rescoring.HeadBound:
+    """The exact head's delta, over the ranking lists and the sample pairs parity scores."""
+    samples = sample_pairs()
+    lengths = pair_tokenizer.encode([q for q, _ in samples], [d for _, d in samples]).tensors["attention_mask"]
+    kept = parity_selection(lengths.sum(axis=1).tolist())
+    feeds = head_rescoring.bound_feeds(pair_tokenizer, [samples[i] for i in kept])
+    found = head_rescoring.bound(fast.score, exact.score, feeds)
+    logger.info("exact head: %s", found.summary())
+    return found
+
+
+def check_head_agreement(reference: Reference, pair_tokenizer: PairTokenizer, fast: BuiltEncoder,
+                         exact: BuiltEncoder, delta: float, info: ModelInfo) -> Agreement:
+    """The served ranking's agreement with fp32 when the exact head re-scores the top 10 of each list."""
+    from crossrank.activation import apply
+
+    def served(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        feed = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
+        logits, _ = head_rescoring.rerank(fast.score, exact.score, feed, head_rescoring.TIMING_TOP_N, delta)
+        return apply(info.activation, logits.astype(np.float32)[:, None])[:, 0]
+
+    result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], served)
+    logger.info("%s with the exact head against fp32: %s", info.precision, result.summary())
     return result
