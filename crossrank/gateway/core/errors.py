@@ -32,10 +32,20 @@ class InvalidArgumentError(CrossrankError):
         super().__init__(message, reason, violations, grpc.StatusCode.INVALID_ARGUMENT)
 
 
+MAX_ECHOED_CHARS = 64  # the most of a client's string that an error message repeats
+
+
+def echoed(text: str) -> str:
+    """A client's string as an error message shows it: quoted, escaped, cut to 64 characters (a message
+    travels in gRPC metadata, whose size is limited: an echoed 10 kB name would overflow it)."""
+    shown = repr(text[:MAX_ECHOED_CHARS])
+    return shown if len(text) <= MAX_ECHOED_CHARS else f"{shown}... ({len(text)} characters)"
+
+
 class ModelNotFoundError(CrossrankError):
     def __init__(self, name: str, available: list[str]) -> None:
         listed = ", ".join(available) or "none"
-        super().__init__(f"model {name!r} is not served; served models: {listed}", "MODEL_NOT_FOUND",
+        super().__init__(f"model {echoed(name)} is not served; served models: {listed}", "MODEL_NOT_FOUND",
                          (FieldViolation("model", "unknown model"),), grpc.StatusCode.NOT_FOUND)
 
 
@@ -94,3 +104,25 @@ class MalformedRequestError(CrossrankError):
     def __init__(self) -> None:
         super().__init__("the request is not a valid protobuf message (strings must be UTF-8)",
                          "MALFORMED_REQUEST", (), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class ReadTimeoutError(CrossrankError):
+    """The request did not arrive within the server's read deadline (a stalled or too slow upload)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} did not arrive in time (limits.read_timeout_s, limits.min_read_bytes_per_s)",
+                         "READ_TIMEOUT", (), grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class ClientClosedError(CrossrankError):
+    """The client went away before its request arrived whole; nobody reads the answer (HTTP logs it as 499)."""
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before its request arrived", "CLIENT_CLOSED", (),
+                         grpc.StatusCode.CANCELLED)
+
+
+class UnsupportedMediaTypeError(CrossrankError):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"the body must be JSON (Content-Type: application/json, UTF-8), not {echoed(content_type)}",
+                         "UNSUPPORTED_MEDIA_TYPE", (), grpc.StatusCode.INVALID_ARGUMENT)

@@ -27,6 +27,7 @@ access_log = logging.getLogger("crossrank.access")
 ERROR_DOMAIN = "crossrank.dev"
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_PREFIX = "/crossrank.v1."
+MAX_MESSAGE_CHARS = 2048
 
 
 def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
@@ -42,7 +43,10 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)
+    # Status and message travel in trailing metadata, whose size gRPC limits (16 KiB): a message that could
+    # overflow it would turn the answer into RESOURCE_EXHAUSTED; errors echo client strings only shortened.
+    message = error.message if len(error.message) <= MAX_MESSAGE_CHARS else error.message[:MAX_MESSAGE_CHARS] + "..."
+    return status_pb2.Status(code=error.code.value[0], message=message, details=packed)
 
 
 def _pairs(request: Any) -> int:

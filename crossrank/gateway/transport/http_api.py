@@ -4,34 +4,39 @@
 instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
 relevance_score, document?, scored_chars?}], usage, meta}`.
 It runs every call through the same request pipeline as gRPC (API keys, admission,
-metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
-413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
-`limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
-included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
+metrics, access log) and the same core, so no rule exists twice. The body must be JSON (415 otherwise) and
+arrive within the read deadline (408, `http_body`); a body over `limits.max_message_bytes` is 413; the
+deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
+`limits.http_timeout_s`, whichever is shorter. A connection must send a whole request head within
+`limits.http_header_timeout_s` of opening or of its last response. Every error, the framework's own
+included, comes in one JSON shape (`http_errors`). With `tls.*` set it is served over the same TLS (mutual
+TLS included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from typing import Any
 
-import grpc
 from aiohttp import web
 
-from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError, MessageTooLargeError
+from crossrank.gateway.core.admission import Reservation
+from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
+from crossrank.gateway.transport.http_body import ReadLimits, decode_json, read_body, require_json, require_unicode
+from crossrank.gateway.transport.http_errors import (
+    JsonErrorRunner,
+    call_status,
+    error_response,
+    from_error,
+    json_errors,
+)
 
 logger = logging.getLogger(__name__)
 
-_HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
 
@@ -41,7 +46,7 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
         return default
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
-    return value
+    return require_unicode(value, name) if isinstance(value, str) else value
 
 
 def _documents(body: dict[str, Any]) -> list[str]:
@@ -55,7 +60,7 @@ def _documents(body: dict[str, Any]) -> list[str]:
         if not isinstance(text, str):
             raise InvalidArgumentError(f"documents[{i}] must be a string or {{\"text\": string}}",
                                        "INVALID_FIELD", f"documents[{i}]")
-        documents.append(text)
+        documents.append(require_unicode(text, f"documents[{i}]"))
     return documents
 
 
@@ -70,7 +75,7 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
                                        "X-Request-Timeout") from None
     if asked is None:
         return default
-    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not asked > 0:
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not float(asked) > 0:
         raise InvalidArgumentError("the timeout must be a positive number of seconds", "INVALID_FIELD",
                                    "timeout_s")
     return min(float(asked), default)
@@ -78,16 +83,17 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
 
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
-                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0) -> None:
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, read_timeout_s: float = 10.0,
+                 min_read_bytes_per_s: float = 1024 * 1024, header_timeout_s: float = 60.0) -> None:
         self._core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
-        self._max_body_bytes = max_body_bytes
+        self._read = ReadLimits(max_body_bytes, read_timeout_s, min_read_bytes_per_s)
         self._timeout_s = timeout_s
+        self.header_timeout_s = header_timeout_s
 
     def app(self) -> web.Application:
-        # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
-        application = web.Application(client_max_size=self._max_body_bytes)
+        application = web.Application(client_max_size=self._read.max_bytes, middlewares=[json_errors])
         application.router.add_post("/v1/rerank", self.rerank)
         application.router.add_post("/v2/rerank", self.rerank)
         application.router.add_get("/health", self.health)
@@ -97,30 +103,18 @@ class HttpApi:
         ready = bool(self._ready())
         return web.json_response({"status": "SERVING" if ready else "NOT_SERVING"}, status=200 if ready else 503)
 
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > self._max_body_bytes:
-            raise MessageTooLargeError(self._max_body_bytes)  # declared too large: refused before reading
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise MessageTooLargeError(self._max_body_bytes) from None
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidArgumentError("the body is not valid JSON", "MALFORMED_REQUEST") from None
-        if not isinstance(body, dict):
-            raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
-        return body
-
     async def rerank(self, request: web.Request) -> web.Response:
         rid = request_id(request.headers.get("x-request-id"))
-        headers = {"x-request-id": rid}
         metadata = [("authorization", request.headers.get("Authorization", ""))]
+        received: list[bytes] = []
+
+        async def receive(reservation: Reservation) -> None:
+            require_json(request.headers.get("Content-Type"))
+            received.append(await read_body(request, reservation, self._read))
+
         try:
-            # Admitted by the body's declared size (without one, by the most a body may hold) before reading it.
-            size = min(request.content_length or self._max_body_bytes, self._max_body_bytes)
-            async with self._pipeline.call(METHOD, rid, metadata, size=size) as call:
-                body = await self._body(request)
+            async with self._pipeline.call(METHOD, rid, metadata, receive=receive, status_of=call_status) as call:
+                body = decode_json(received.pop())  # parsed only once admitted, as gRPC messages are
                 call.model = _field(body, "model", str, "")
                 timeout = _timeout(request, body, self._timeout_s)
                 query = RerankQuery(
@@ -148,16 +142,11 @@ class HttpApi:
                 "id": rid, "model": outcome.model, "results": results,
                 "usage": {"pairs": outcome.usage.pairs, "total_tokens": outcome.usage.tokens},
                 "meta": {"billed_units": {"search_units": 1}},
-            }, headers=headers)
+            }, headers={"x-request-id": rid})
         except CrossrankError as exc:
-            status = 413 if isinstance(exc, MessageTooLargeError) else _HTTP_STATUS.get(exc.code, 500)
-            return web.json_response({
-                "message": exc.message, "reason": exc.reason, "request_id": rid,
-                "field_violations": [{"field": v.field, "description": v.description} for v in exc.violations],
-            }, status=status, headers=headers)
+            return from_error(exc, rid)
         except Exception:  # logged with its traceback by the pipeline
-            return web.json_response({"message": f"internal error (request id {rid})", "reason": "INTERNAL",
-                                      "request_id": rid}, status=500, headers=headers)
+            return error_response(500, f"internal error (request id {rid})", "INTERNAL", rid)
 
 
 def tls_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext:
@@ -172,7 +161,9 @@ def tls_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.
 
 async def start(api: HttpApi, host: str, port: int,
                 tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(api.app(), access_log=None)
+    # keepalive_timeout: aiohttp closes a connection still waiting for a request head this long after it opened
+    # or after its last response: idle keep-alive connections and slow or stalled headers alike.
+    runner = JsonErrorRunner(api.app(), access_log=None, keepalive_timeout=api.header_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
