@@ -9,6 +9,7 @@ health NOT_SERVING, lets in-flight requests finish within the grace period, then
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import signal
@@ -110,7 +111,11 @@ async def serve(settings: Settings) -> None:
     backend = TritonBackend(url)
     metrics = GatewayMetrics()
     if settings.metrics_port >= 0:
-        metrics.serve(settings.host, settings.metrics_port)
+        try:
+            metrics.serve(settings.host, settings.metrics_port)
+        except OSError as exc:
+            address = f"{settings.host}:{settings.metrics_port}"
+            raise StartupError(_cannot_listen(address, "metrics port", exc)) from None
     core = CrossEncoderCore(backend, settings.limits, settings.default_model, metrics)
     keys = list(settings.api_keys) + (read_key_file(settings.api_keys_file) if settings.api_keys_file else [])
     limiter = Limiter(settings.max_in_flight, settings.max_queue, settings.max_inflight_bytes)
@@ -122,8 +127,9 @@ async def serve(settings: Settings) -> None:
     address = f"{settings.host}:{settings.port}"
     try:
         port = add_port(server, address, settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
-    except RuntimeError as exc:
-        raise StartupError(f"cannot listen on {address}: the port is in use or the address is invalid") from exc
+    except RuntimeError:
+        # gRPC says only that binding failed; with SO_REUSEPORT off that is a port in use or a bad address.
+        raise StartupError(_cannot_listen(address, "gRPC port")) from None
     await server.start()
     health_server = None
     if settings.health_port >= 0:
@@ -131,9 +137,9 @@ async def serve(settings: Settings) -> None:
         health_address = f"{settings.host}:{settings.health_port}"
         try:
             bound = health_server.add_insecure_port(health_address)
-        except RuntimeError as exc:
+        except RuntimeError:
             await server.stop(None)
-            raise StartupError(f"cannot listen on {health_address} (health port)") from exc
+            raise StartupError(_cannot_listen(health_address, "health port")) from None
         await health_server.start()
         logger.info("health service also on %s:%d (plaintext, health only)", settings.host, bound)
     http_runner = None
@@ -147,7 +153,7 @@ async def serve(settings: Settings) -> None:
             http_runner, _ = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)
-            raise StartupError(f"cannot listen on {settings.host}:{settings.http_port} (HTTP port)") from exc
+            raise StartupError(_cannot_listen(f"{settings.host}:{settings.http_port}", "HTTP port", exc)) from None
     security = ("mutual TLS" if settings.tls_client_ca_file else "TLS") if settings.tls_cert_file else "plaintext"
     logger.info("gateway listening on %s:%d (gRPC, %s, %s; health NOT_SERVING until the models are ready)",
                 settings.host, port, security, f"{len(keys)} API keys" if keys else "no API key required")
@@ -202,6 +208,17 @@ async def serve(settings: Settings) -> None:
         logger.info("stopped")
     if died:
         raise ServerStoppedError(f"stopped because the {died[0]} ended unexpectedly (see the log above)")
+
+
+def _cannot_listen(address: str, what: str, exc: OSError | None = None) -> str:
+    """One line for a port that cannot be bound: a second server on a port in use must not start, nor share it."""
+    if exc is None:
+        reason = "the port is in use (another server listens on it) or the address is invalid"
+    elif exc.errno == errno.EADDRINUSE:
+        reason = "the port is in use (another server listens on it)"
+    else:
+        reason = exc.strerror or str(exc)
+    return f"cannot listen on {address} ({what}): {reason}"
 
 
 def _on_task_end(task: asyncio.Task[None], name: str, died: list[str], stop: asyncio.Event) -> None:

@@ -19,6 +19,9 @@ HEALTH_SERVICES = ("", SERVICE_NAME)
 # SERVING while the gateway process runs, whatever Triton's state: for liveness probes, so that a slow or
 # restarting Triton does not get the gateway restarted too.
 LIVENESS_SERVICE = "crossrank.liveness"
+# gRPC sets SO_REUSEPORT by default: a second server on the same port would start and take half the new
+# connections. Off, binding a port in use fails and the second server stops at start.
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)
 
 
 def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: RequestPipeline,
@@ -29,7 +32,7 @@ def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: Reque
         interceptors=[ErrorInterceptor(pipeline)],
         maximum_concurrent_rpcs=max_rpcs,
         options=[("grpc.max_receive_message_length", max_message_bytes),
-                 ("grpc.max_send_message_length", max_message_bytes)],
+                 ("grpc.max_send_message_length", max_message_bytes), _NO_REUSEPORT],
     )
     pb_grpc.add_CrossEncoderServiceServicer_to_server(CrossEncoderServicer(core), server)
     health_servicer = health.aio.HealthServicer()
@@ -42,7 +45,7 @@ def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: Reque
 
 def build_health_server(health_servicer: health.aio.HealthServicer) -> grpc.aio.Server:
     """A second server with the same health service only (plaintext, for probes when the API uses TLS)."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=[_NO_REUSEPORT])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server
 
