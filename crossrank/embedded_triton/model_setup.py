@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.export import source, stamp
-from crossrank.export.engines import PYTHON_BACKEND_ENGINES
 from crossrank.export.exporter import ExportError, ExportOptions, export
 from crossrank.export.triton_repository import read_config
 from crossrank.model_info import ModelInfo
+from crossrank.triton_contract import AUTO, PYTHON_BACKEND_ENGINES
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ def exported_models(repository: Path) -> list[ModelInfo]:
     return found
 
 
-# Serve exports on the machine that serves: engine and precision are measured there (`auto`).
-MEASURED = "auto"
 
 
 def _cache_dir() -> Path:
@@ -79,8 +77,9 @@ def _stale(spec: ModelSpec, repository: Path) -> str | None:
 
 
 def _export(spec: ModelSpec, repository: Path, label: str | None = None) -> None:
-    export(ExportOptions(source=spec.source, name=spec.name, repository=repository, engine=MEASURED,
-                         precision=MEASURED, source_label=label))
+    # Serve exports on the machine that serves: engine and precision are measured there (`auto`).
+    export(ExportOptions(source=spec.source, name=spec.name, repository=repository, engine=AUTO,
+                         precision=AUTO, source_label=label))
 
 
 def _reusable(spec: ModelSpec, repository: Path) -> bool:

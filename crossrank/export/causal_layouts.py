@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from crossrank.triton_contract import AUTO
 from crossrank.triton_models.pair_tokenizer import ChatLayout, FramedLayout, PromptTemplate
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 BGE_GEMMA = "bge-gemma"
 QWEN3_RERANKER = "qwen3-reranker"
 MXBAI_RERANK_V2 = "mxbai-rerank-v2"
-AUTO = "auto"
 LAYOUTS = (AUTO, SENTENCE_TRANSFORMERS, QWEN3_RERANKER, BGE_GEMMA, MXBAI_RERANK_V2)
 
 # Qwen3-Reranker's model card (Qwen/Qwen3-Reranker-0.6B, "Usage with Transformers"), verbatim.

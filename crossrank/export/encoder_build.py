@@ -16,9 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_contract import AUTO, Precision
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
+# The gateway-Triton contract, copied beside every python-backend model (which imports it flat).
+CONTRACT_MODULE = Path(__file__).resolve().parent.parent / "triton_contract.py"
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,10 @@ class Engine(Protocol):
 
 
 def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
-    """Copies a python-backend entry point as `model.py` and its pure modules beside it."""
+    """Copies a python-backend entry point as `model.py` and its pure modules beside it, with the contract."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(TRITON_MODULES / entry_point, target / "model.py")
+    shutil.copy2(CONTRACT_MODULE, target / CONTRACT_MODULE.name)
     for module in modules:
         shutil.copy2(TRITON_MODULES / module, target / module)
 
@@ -57,7 +61,7 @@ def default_threads() -> int:
 
 def threads_parameter(requested: int) -> str:
     """What the encoder's config records: an explicit count, or `auto` (the serving process's CPUs at load)."""
-    return str(requested) if requested > 0 else "auto"
+    return str(requested) if requested > 0 else AUTO
 
 
 def scoring_module(model: Any, score_tokens: tuple[int, ...] | None) -> Any:
@@ -77,7 +81,7 @@ def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: s
     work.mkdir(parents=True, exist_ok=True)
     onnx_path = work / "model.onnx"
     export_onnx(scoring_module(model, score_tokens), input_names, onnx_path)
-    return _quantize_int8(onnx_path) if precision == "int8" else onnx_path
+    return _quantize_int8(onnx_path) if precision == Precision.INT8 else onnx_path
 
 
 def _quantize_int8(path: Path) -> Path:

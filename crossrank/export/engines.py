@@ -8,23 +8,22 @@ from __future__ import annotations
 from crossrank.export.encoder_build import BuiltEncoder, Engine, UnsupportedEngineError
 from crossrank.export.native_engines import OnnxRuntimeEngine, TensorRTEngine
 from crossrank.export.python_engines import OnnxPythonEngine, TorchPythonEngine
+from crossrank.triton_contract import PYTHON_BACKEND_ENGINES, EngineName, Precision
 
 __all__ = ["ENGINES", "PYTHON_BACKEND_ENGINES", "BuiltEncoder", "Engine", "UnsupportedEngineError", "get"]
 
-ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {
-    "onnx-python": (OnnxPythonEngine(), ("fp32", "int8")),
-    "torch-python": (TorchPythonEngine(), ("fp32", "bf16", "fp16")),
-    "onnxruntime": (OnnxRuntimeEngine(), ("fp32", "fp16", "int8")),
-    "tensorrt": (TensorRTEngine(), ("fp16", "fp32")),
+ENGINES: dict[EngineName, tuple[Engine, tuple[Precision, ...]]] = {
+    EngineName.ONNX_PYTHON: (OnnxPythonEngine(), (Precision.FP32, Precision.INT8)),
+    EngineName.TORCH_PYTHON: (TorchPythonEngine(), (Precision.FP32, Precision.BF16, Precision.FP16)),
+    EngineName.ONNXRUNTIME: (OnnxRuntimeEngine(), (Precision.FP32, Precision.FP16, Precision.INT8)),
+    EngineName.TENSORRT: (TensorRTEngine(), (Precision.FP16, Precision.FP32)),
 }
-# Engines that the pip-bundled Triton (python backend only) can run.
-PYTHON_BACKEND_ENGINES = ("onnx-python", "torch-python")
 
 
 def get(name: str, precision: str) -> Engine:
     if name not in ENGINES:
         raise UnsupportedEngineError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
-    engine, precisions = ENGINES[name]
+    engine, precisions = ENGINES[EngineName(name)]
     if precision not in precisions:
         raise UnsupportedEngineError(f"engine {name!r} supports precision {', '.join(precisions)}, "
                                      f"not {precision!r}")

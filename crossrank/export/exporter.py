@@ -25,6 +25,7 @@ from crossrank.export.reference import cross_encoder_logits, reference_logits, s
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import Activation, ModelInfo, Task
+from crossrank.triton_contract import AUTO, EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import (
     DEFAULT_LLM_PROMPT,
     SETTINGS_FILE,
@@ -60,8 +61,8 @@ class ExportOptions:
     source: str
     name: str
     repository: Path
-    engine: str = "onnx-python"
-    precision: str = "fp32"
+    engine: str = EngineName.ONNX_PYTHON
+    precision: str = Precision.FP32
     max_length: int | None = None
     max_batch_size: int = 256
     encoder_threads: int = 0
@@ -75,7 +76,7 @@ class ExportOptions:
     source_label: str | None = None  # what ListModels reports as the source; defaults to `source`
     # Causal-LM rerankers only: how a pair is laid out (causal_layouts.py; auto: told from the checkpoint),
     # and for the bge-gemma layout the prompt after each pair and the token whose logit is the score.
-    layout: str = "auto"
+    layout: str = AUTO
     prompt: str | None = None  # None: bge-reranker-v2-gemma's instruction
     score_token: str = "Yes"
     # Causal-LM rerankers on torch-python: a request's shared prefix runs once (causal_lm_score.py); off
@@ -263,13 +264,13 @@ def _load_cross_encoder(path: Path, options: ExportOptions, config: Any) -> _Loa
 
 def _resolve_engine(options: ExportOptions) -> str:
     """`--engine auto` with a named precision: the python-backend engine that runs it."""
-    if options.engine != precision.AUTO:
+    if options.engine != AUTO:
         return options.engine
-    return "torch-python" if options.precision in ("bf16", "fp16") else "onnx-python"
+    return EngineName.TORCH_PYTHON if options.precision in (Precision.BF16, Precision.FP16) else EngineName.ONNX_PYTHON
 
 
 def _candidates(options: ExportOptions) -> list[precision.Candidate]:
-    if options.precision != precision.AUTO:
+    if options.precision != AUTO:
         name = _resolve_engine(options)
         engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
         return [precision.Candidate(name, options.precision)]
@@ -350,7 +351,7 @@ def export(options: ExportOptions) -> ExportReport:
             built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info)
         else:
             built, agreement = build(candidates[0]), None
-        reduced = (built.checked_precision or info.precision) != "fp32"
+        reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
                            "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
@@ -363,7 +364,7 @@ def export(options: ExportOptions) -> ExportReport:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
             # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
-            on_gpu = info.engine == "torch-python" and _cuda()
+            on_gpu = info.engine == EngineName.TORCH_PYTHON and _cuda()
             built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
                                              precision.GPU_WIDTHS if on_gpu else precision.CPU_WIDTHS)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
@@ -406,14 +407,14 @@ def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Ca
         if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
             feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
         candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-        agreement = (None if candidate.precision == "fp32"
+        agreement = (None if candidate.precision == Precision.FP32
                      else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
         trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
         trials.append(trial)
         built_by[candidate] = built
-        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == "fp32"), None)
+        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == Precision.FP32), None)
         ratio = (f", {trial.pairs_per_s / fp32_rate:.2f}x fp32"
-                 if fp32_rate and trial.candidate.precision != "fp32" else "")
+                 if fp32_rate and trial.candidate.precision != Precision.FP32 else "")
         verdict = ("the reference" if agreement is None else
                    f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
                    f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "

@@ -24,6 +24,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.export.encoder_build import BuiltEncoder, default_threads, onnx_file
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_contract import Precision
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def tensorrt_accelerator(precision: str, input_names: tuple[str, ...], max_batch
     policy = mc.ModelOptimizationPolicy()
     accelerator = policy.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
     accelerator.parameters.update({
-        "precision_mode": "FP16" if precision == "fp16" else "FP32",
+        "precision_mode": "FP16" if precision == Precision.FP16 else "FP32",
         "trt_layer_norm_fp32_fallback": "1",
         "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
         "trt_engine_cache_enable": "1",
@@ -83,15 +84,16 @@ class OnnxRuntimeEngine:
               sequence_limit: int = 0) -> BuiltEncoder:
         onnx_path = onnx_file(model, input_names, work, options.precision, score_tokens)
         threads = options.encoder_threads or default_threads()
-        gpu = options.precision == "fp16"
+        gpu = options.precision == Precision.FP16
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="onnxruntime",
             parameters={"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"},
             instance_count=1, write_files=_copy_onnx(onnx_path),
             # fp32 runs where Triton finds a GPU, else on the CPU; fp16 needs one; int8 is a CPU format.
             instance_kind=mc.ModelInstanceGroup.KIND_GPU if gpu else (
-                mc.ModelInstanceGroup.KIND_CPU if options.precision == "int8" else mc.ModelInstanceGroup.KIND_AUTO),
-            optimization=None if options.precision == "int8" else tensorrt_accelerator(
+                mc.ModelInstanceGroup.KIND_CPU if options.precision == Precision.INT8
+                else mc.ModelInstanceGroup.KIND_AUTO),
+            optimization=None if options.precision == Precision.INT8 else tensorrt_accelerator(
                 options.precision, input_names, options.max_batch_size, sequence_limit or settings.max_length,
                 f"{options.name}_encoder"),
         )
@@ -99,7 +101,7 @@ class OnnxRuntimeEngine:
             logger.info("fp16 is applied by TensorRT on the GPU when Triton loads the model; export checks the "
                         "same graph in fp32 on the CPU")
         return BuiltEncoder(spec, _cpu_check(onnx_path, settings, threads),
-                            checked_precision="fp32" if gpu else None)
+                            checked_precision=Precision.FP32 if gpu else None)
 
 
 class TensorRTEngine:
@@ -108,7 +110,7 @@ class TensorRTEngine:
     def build(self, model: Any, input_names: tuple[str, ...], num_labels: int, settings: TokenizerSettings,
               work: Path, options: Any, score_tokens: tuple[int, ...] | None = None,
               sequence_limit: int = 0) -> BuiltEncoder:
-        onnx_path = onnx_file(model, input_names, work, "fp32", score_tokens)
+        onnx_path = onnx_file(model, input_names, work, Precision.FP32, score_tokens)
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="tensorrt", parameters={},
             instance_count=1, write_files=_copy_onnx(onnx_path), instance_kind=mc.ModelInstanceGroup.KIND_GPU,
@@ -120,4 +122,4 @@ class TensorRTEngine:
                        version / "model.plan", options.precision, options.max_batch_size,
                        sequence_limit or settings.max_length)
         return BuiltEncoder(spec, _cpu_check(onnx_path, settings, options.encoder_threads or default_threads()),
-                            checked_precision="fp32")
+                            checked_precision=Precision.FP32)

@@ -14,14 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crossrank.export.agreement import Agreement
+from crossrank.triton_contract import AUTO, PYTHON_BACKEND_ENGINES, EngineName, Precision
 from crossrank.triton_models.host_cpu import has_bf16
 
-AUTO = "auto"
 # The agreement bar a reduced precision must meet against fp32 to be chosen by `auto`.
 MIN_SPEARMAN = 0.999
 MIN_TOP10_OVERLAP = 0.95
-# Engines `auto` measures: those whose encoder runs in-process at export (the python backend's).
-MEASURABLE_ENGINES = ("onnx-python", "torch-python")
 # Sub-batch widths (padded tokens per encoder call) tried for the chosen candidate.
 CPU_WIDTHS = (256, 512, 768, 1024, 2048, 4096)
 GPU_WIDTHS = (16_384, 32_768, 65_536, 131_072)
@@ -44,7 +42,7 @@ class Trial:
 
     @property
     def agrees(self) -> bool:
-        if self.candidate.precision == "fp32":
+        if self.candidate.precision == Precision.FP32:
             return True
         return (self.agreement is not None and self.agreement.spearman >= MIN_SPEARMAN
                 and self.agreement.top10_overlap >= MIN_TOP10_OVERLAP)
@@ -56,19 +54,20 @@ class PrecisionChoiceError(ValueError):
 
 def candidates(engine: str, cpu_flags: frozenset[str], cuda: bool) -> list[Candidate]:
     """What `auto` measures for `engine` (`auto` = every measurable engine) on this hardware; fp32 first."""
-    if engine not in (AUTO, *MEASURABLE_ENGINES):
+    # Engines `auto` measures: those whose encoder runs in-process at export (the python backend's).
+    if engine not in (AUTO, *PYTHON_BACKEND_ENGINES):
         raise PrecisionChoiceError(f"--precision auto measures the python-backend engines "
-                                   f"({', '.join(MEASURABLE_ENGINES)}) only; name a precision for {engine}")
+                                   f"({', '.join(PYTHON_BACKEND_ENGINES)}) only; name a precision for {engine}")
     if cuda:  # ONNX Runtime in the python backend runs on the CPU only: on a GPU, PyTorch
-        found = [Candidate("torch-python", p) for p in ("fp32", "fp16", "bf16")]
+        found = [Candidate(EngineName.TORCH_PYTHON, p) for p in (Precision.FP32, Precision.FP16, Precision.BF16)]
     else:
-        found = [Candidate("onnx-python", "fp32"), Candidate("onnx-python", "int8")]
+        found = [Candidate(EngineName.ONNX_PYTHON, Precision.FP32), Candidate(EngineName.ONNX_PYTHON, Precision.INT8)]
         if has_bf16(cpu_flags):
-            found.append(Candidate("torch-python", "bf16"))
+            found.append(Candidate(EngineName.TORCH_PYTHON, Precision.BF16))
     if engine != AUTO:
         found = [c for c in found if c.engine == engine]
-        if not any(c.precision == "fp32" for c in found):
-            found.insert(0, Candidate(engine, "fp32"))
+        if not any(c.precision == Precision.FP32 for c in found):
+            found.insert(0, Candidate(engine, Precision.FP32))
     return found
 
 

@@ -16,6 +16,7 @@ from crossrank.export.encoder_build import (
     threads_parameter,
 )
 from crossrank.export.triton_repository import EncoderSpec
+from crossrank.triton_contract import EngineName
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
 
 
@@ -41,7 +42,8 @@ class OnnxPythonEngine:
 
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",
-            parameters={"engine": "onnx-python", "intra_op_threads": threads_parameter(options.encoder_threads),
+            parameters={"engine": EngineName.ONNX_PYTHON.value,
+                        "intra_op_threads": threads_parameter(options.encoder_threads),
                         "pad_token_id": str(settings.pad_token_id),
                         "padding_side": settings.padding_side,
                         "tokens_per_batch": str(DEFAULT_TOKENS_PER_BATCH)},
@@ -77,7 +79,7 @@ class TorchPythonEngine:
 
         spec = EncoderSpec(
             input_names=input_names, num_labels=num_labels, backend="python",
-            parameters={"engine": "torch-python", "precision": options.precision,
+            parameters={"engine": EngineName.TORCH_PYTHON.value, "precision": str(options.precision),
                         "input_names": ",".join(input_names),
                         "pad_token_id": str(settings.pad_token_id), "padding_side": settings.padding_side,
                         "threads": threads_parameter(options.encoder_threads),

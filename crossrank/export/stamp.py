@@ -18,7 +18,8 @@ STAMP_FILE = "crossrank_export.json"
 # version number did not move (a development install). 2: the tokenizer reports `document_end` and takes
 # the query and the truncation choice as request parameters. 3: the tokenizer says which pairs it cut (a
 # causal-LM prompt outside the max length is not a cut), the ensemble says whether it accepts an instruction.
-EXPORT_FORMAT = 3
+# 4: the tokenizer refuses an over-long pair with Triton's INVALID_ARGUMENT code (triton_contract.py).
+EXPORT_FORMAT = 4
 _WHOLE_FILE_BYTES = 1 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
 
 

@@ -16,11 +16,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from crossrank.model_info import ModelInfo
+from crossrank.triton_contract import PAIR_FACTS, TEXT_INPUTS
 
-TEXT_INPUTS = ("text", "text_pair")
-# What the tokenizer reports of each pair, passed through the ensemble to the gateway: its length before
-# truncation and where its kept tokens end in the second text (see pair_tokenizer.py).
-PAIR_FACTS = ("num_tokens", "document_end")
 VERSION = "1"
 
 

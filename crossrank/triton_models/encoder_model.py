@@ -16,6 +16,7 @@ from typing import Any
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from triton_contract import AUTO, EngineName, Precision
 
 
 def _encoder(engine: str, directory: Path, params: dict[str, str], instances: int) -> Any:
@@ -23,17 +24,17 @@ def _encoder(engine: str, directory: Path, params: dict[str, str], instances: in
 
     # Threads follow the serving process's CPUs (affinity, cgroup quota) shared between the instances,
     # unless export was told a count; the export machine's core count means nothing here.
-    key = "threads" if engine == "torch-python" else "intra_op_threads"
-    threads = threads_per_instance(params.get(key, "auto"), instances)
+    key = "threads" if engine == EngineName.TORCH_PYTHON else "intra_op_threads"
+    threads = threads_per_instance(params.get(key, AUTO), instances)
     common = {"pad_token_id": int(params.get("pad_token_id", "0")),
               "padding_side": params.get("padding_side", "right"),
               "tokens_per_batch": int(params.get("tokens_per_batch", "0"))}
-    if engine == "torch-python":
+    if engine == EngineName.TORCH_PYTHON:
         from causal_lm_score import parse_tokens
         from torch_encoder import TorchEncoder
 
         return TorchEncoder(str(directory / "hf"), params["input_names"].split(","),
-                            precision=params.get("precision", "fp32"), threads=threads,
+                            precision=params.get("precision", Precision.FP32), threads=threads,
                             trust_remote_code=params.get("trust_remote_code") == "true",
                             score_tokens=parse_tokens(params["score_tokens"]) if params.get("score_tokens") else None,
                             prefix_reuse=params.get("prefix_reuse", "true") == "true",
@@ -50,7 +51,7 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         directory = Path(args["model_repository"]) / args["model_version"]
         instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
-        self._encoder = _encoder(params.get("engine", "onnx-python"), directory, params, instances)
+        self._encoder = _encoder(params.get("engine", EngineName.ONNX_PYTHON), directory, params, instances)
 
     def execute(self, requests: list[object]) -> list[object]:
         inputs = [

@@ -4,11 +4,8 @@ Thin on purpose: all tokenization lives in `pair_tokenizer.py` beside it. Triton
 over several requests at once; each is tokenized on its own and padded to its own longest pair (the encoder
 pools the pairs of all of them and re-pads them across requests).
 
-Two request parameters, which Triton's ensemble forwards to this step, come from the gateway:
-`crossrank_query` (string) is the first text of every pair, sent once per request instead of once per
-document (the `text` rows are then ignored: the gateway sends them empty); `crossrank_truncate` (bool,
-default true) false refuses the request here, before the encoder runs, when a pair is longer than the
-model's max length, with a message the gateway parses (`INPUT_TOO_LONG_MARK`).
+The request parameters it reads, and how it refuses an over-long pair, are the gateway-Triton contract
+(`triton_contract.py`, copied beside this file).
 """
 
 from __future__ import annotations
@@ -28,11 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pair_tokenizer import PairTokenizer
-
-QUERY_PARAMETER = "crossrank_query"
-TRUNCATE_PARAMETER = "crossrank_truncate"
-INSTRUCTION_PARAMETER = "crossrank_instruction"
-INPUT_TOO_LONG_MARK = "crossrank-input-too-long"
+from triton_contract import INSTRUCTION_PARAMETER, QUERY_PARAMETER, TRUNCATE_PARAMETER, too_long_message
 
 
 def _strings(request: object, name: str) -> list[str]:
@@ -67,8 +60,9 @@ class TritonPythonModel:
             over = np.flatnonzero(batch.truncated)
             if over.size:
                 i = int(over[0])
-                message = f"{INPUT_TOO_LONG_MARK} pair={i} tokens={int(batch.num_tokens[i])} limit={limit}"
-                return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+                message = too_long_message(i, int(batch.num_tokens[i]), limit)
+                return pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
         outputs = [pb_utils.Tensor(k, v) for k, v in batch.tensors.items()]
         outputs.append(pb_utils.Tensor("num_tokens", batch.num_tokens.reshape(-1, 1)))
         outputs.append(pb_utils.Tensor("document_end", batch.document_end.reshape(-1, 1)))

@@ -19,12 +19,14 @@ try:  # inside Triton the sibling modules are imported flat; in the package, rel
     from causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
     from host_cpu import cpu_flags, has_bf16
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
+    from triton_contract import Precision
 except ImportError:
+    from crossrank.triton_contract import Precision
     from crossrank.triton_models.causal_lm_score import TokenLogitScorer, load_scorer, score_shared_prefix
     from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {Precision.FP32: torch.float32, Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
 # A GPU wants far wider batches than a CPU core's cache does.
 GPU_TOKENS_PER_BATCH = 65_536
 
@@ -34,20 +36,20 @@ logger = logging.getLogger("crossrank.encoder")
 def pick_device(precision: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
-    if precision == "fp16":
+    if precision == Precision.FP16:
         raise ValueError("precision fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
     return "cpu"
 
 
 class TorchEncoder:
-    def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = "fp32",
+    def __init__(self, model_dir: str, input_names: Sequence[str], precision: str = Precision.FP32,
                  device: str | None = None, pad_token_id: int = 0, padding_side: str = "right",
                  tokens_per_batch: int = 0, threads: int = 0, trust_remote_code: bool = False,
                  score_tokens: tuple[int, ...] | None = None, prefix_reuse: bool = True) -> None:
         self.device = device or pick_device(precision)
         if threads and self.device == "cpu":
             torch.set_num_threads(threads)
-        if self.device == "cpu" and precision == "bf16" and not has_bf16(cpu_flags()):
+        if self.device == "cpu" and precision == Precision.BF16 and not has_bf16(cpu_flags()):
             # Said once, at load: without AMX or AVX-512 BF16, bf16 matmuls are emulated.
             logger.warning("this encoder was exported for bf16, but this CPU has no bf16 hardware (amx_bf16 or "
                            "avx512_bf16): expect it to run about 3x slower than fp32; export again on this "

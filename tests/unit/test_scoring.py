@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import grpc
 import numpy as np
 import pytest
 
-from crossrank.gateway.core.errors import CrossrankError, ModelNotFoundError
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, ModelNotFoundError
 from crossrank.gateway.core.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery
 from crossrank.gateway.core.validation import Limits
+from crossrank.triton_contract import too_long_message
 from tests.fakes import NLI, RERANKER, FakeBackend, fake_logits
 
 DOCS = ["paris is in france", "bananas", "paris france capital paris", "a city"]
@@ -59,8 +59,8 @@ class _TritonRecorder:
         piece = len(self.sent)
         await asyncio.sleep(0.01 * (3 - piece))
         if self._too_long_at is not None and piece == 2:
-            raise InferenceServerException(f"in ensemble: tokenizer: crossrank-input-too-long "
-                                           f"pair={self._too_long_at} tokens=99 limit=32")
+            raise InferenceServerException("in ensemble: tokenizer: " + too_long_message(self._too_long_at, 99, 32),
+                                           status="StatusCode.INVALID_ARGUMENT")
         query = (parameters or {}).get("crossrank_query")
         logits = np.asarray([fake_logits(query, b, 1) for b in pairs_raw], dtype=np.float32)
         answers = {"logits": logits, "num_tokens": np.full((len(pairs_raw), 1), 7, dtype=np.int64),
@@ -151,7 +151,7 @@ async def test_bad_rerank_input_is_invalid_argument_naming_the_field(kwargs: dic
     query = {"model": "", "query": "q", "documents": ["d"], **kwargs}
     with pytest.raises(CrossrankError) as caught:
         await core(max_documents=5, max_text_chars=100).rerank(RerankQuery(**query))
-    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.code is ErrorCode.INVALID_ARGUMENT
     assert caught.value.reason == reason
     assert [v.field for v in caught.value.violations] == [field]
 
@@ -159,14 +159,14 @@ async def test_bad_rerank_input_is_invalid_argument_naming_the_field(kwargs: dic
 async def test_unknown_model_is_not_found_and_lists_served_models() -> None:
     with pytest.raises(ModelNotFoundError) as caught:
         await core().rerank(RerankQuery(model="nope", query="q", documents=["d"]))
-    assert caught.value.code is grpc.StatusCode.NOT_FOUND
+    assert caught.value.code is ErrorCode.NOT_FOUND
     assert RERANKER.name in caught.value.message
 
 
 async def test_rerank_on_a_multi_label_classifier_is_refused() -> None:
     with pytest.raises(CrossrankError) as caught:
         await core().rerank(RerankQuery(model=NLI.name, query="q", documents=["d"]))
-    assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "WRONG_TASK")
+    assert (caught.value.code, caught.value.reason) == (ErrorCode.INVALID_ARGUMENT, "WRONG_TASK")
 
 
 async def test_default_model_falls_back_to_first_name() -> None:
@@ -209,12 +209,12 @@ async def test_a_model_unloaded_behind_the_gateways_back_is_unavailable_then_not
     backend.score = unloaded  # type: ignore[method-assign]
     with pytest.raises(ModelGoneError) as gone_now:
         await gone.classify(ClassifyQuery(model=NLI.name, pairs=[("a", "b")]))
-    assert gone_now.value.code == grpc.StatusCode.UNAVAILABLE  # retryable, not INTERNAL
+    assert gone_now.value.code == ErrorCode.UNAVAILABLE  # retryable, not INTERNAL
     assert NLI.name not in gone.model_names()  # forgotten until Triton lists it again
     backend._models = [RERANKER]  # Triton's list no longer has it either
     with pytest.raises(ModelNotFoundError) as caught:
         await gone.classify(ClassifyQuery(model=NLI.name, pairs=[("a", "b")]))
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert caught.value.code == ErrorCode.NOT_FOUND
     await gone.rerank(RerankQuery(model=RERANKER.name, query="q", documents=["d"]))  # the others still work
 
 

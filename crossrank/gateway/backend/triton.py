@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,16 +18,19 @@ from tritonclient.utils import InferenceServerException
 from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs
 from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError, ModelGoneError
 from crossrank.model_info import ModelInfo
+from crossrank.triton_contract import (
+    ENSEMBLE_OUTPUTS,
+    INSTRUCTION_PARAMETER,
+    QUERY_PARAMETER,
+    TRUNCATE_PARAMETER,
+    parse_too_long,
+)
 
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
-# The tokenizer model's parameters and its refusal of an over-long pair (triton_models/tokenizer_model.py).
-QUERY_PARAMETER = "crossrank_query"
-TRUNCATE_PARAMETER = "crossrank_truncate"
-INSTRUCTION_PARAMETER = "crossrank_instruction"
-_TOO_LONG = re.compile(r"crossrank-input-too-long pair=(\d+) tokens=(\d+)")
-_OUTPUTS = ("logits", "num_tokens", "document_end")
+# The one code the tokenizer refuses a request with (an over-long pair; see triton_contract.py).
+_REFUSED = "StatusCode.INVALID_ARGUMENT"
 
 
 def _translate(exc: InferenceServerException, what: str, model: str = "") -> Exception:
@@ -88,7 +90,7 @@ class TritonBackend:
     def _current(self, name: str, config: dict[str, Any]) -> bool:
         """Whether an ensemble answers what this gateway reads; an export by an older crossrank (no
         `document_end` output) would fail every request, so it is left out, said once in the log."""
-        missing = set(_OUTPUTS) - {str(o.get("name")) for o in config.get("output", [])}
+        missing = set(ENSEMBLE_OUTPUTS) - {str(o.get("name")) for o in config.get("output", [])}
         if missing and name not in self._stale:
             self._stale.add(name)
             logger.error("model %s is left out: it was exported by an older crossrank (its ensemble has no %s "
@@ -118,16 +120,16 @@ class TritonBackend:
         if instruction:
             parameters[INSTRUCTION_PARAMETER] = instruction
         inputs = [_bytes_input("text", texts), _bytes_input("text_pair", text_pairs)]
-        outputs = [triton.InferRequestedOutput(n) for n in _OUTPUTS]
+        outputs = [triton.InferRequestedOutput(n) for n in ENSEMBLE_OUTPUTS]
         try:
             result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout,
                                               parameters=parameters or None)
         except InferenceServerException as exc:
-            too_long = _TOO_LONG.search(str(exc.message() or ""))
-            if too_long:
-                raise PairTooLongError(first + int(too_long.group(1)), int(too_long.group(2))) from None
+            too_long = parse_too_long(str(exc.message() or "")) if str(exc.status()) == _REFUSED else None
+            if too_long is not None:
+                raise PairTooLongError(first + too_long[0], too_long[1]) from None
             raise _translate(exc, f"inference on {model.name}", model.name) from exc
-        logits, num_tokens, document_end = (result.as_numpy(n) for n in _OUTPUTS)
+        logits, num_tokens, document_end = (result.as_numpy(n) for n in ENSEMBLE_OUTPUTS)
         if logits is None or num_tokens is None or document_end is None or logits.shape[0] != len(text_pairs):
             logger.error("Triton returned malformed outputs for %s", model.name)
             raise BackendError()

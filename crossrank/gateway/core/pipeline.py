@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from dataclasses import dataclass
 
 from crossrank.gateway.core.admission import ApiKeys, Limiter, Reservation, arrived_at, queued_ms
-from crossrank.gateway.core.errors import CrossrankError
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode
 from crossrank.gateway.core.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
@@ -101,14 +101,14 @@ class RequestPipeline:
                 async with self._limiter.admit(reservation=reservation):
                     yield call
         except CrossrankError as exc:
-            call.code, call.error = exc.code.name, exc
+            call.code, call.error = exc.code.label, exc
             raise
         except asyncio.CancelledError as exc:
-            call.code, call.error = "CANCELLED", exc
+            call.code, call.error = ErrorCode.CANCELLED.label, exc
             raise
         except Exception as exc:
             named = code_of(exc) if code_of else None
-            call.code, call.error = named or "INTERNAL", exc
+            call.code, call.error = named or ErrorCode.INTERNAL.label, exc
             if not named:
                 logger.exception("request %s (%s) failed", request_id, method)
             raise

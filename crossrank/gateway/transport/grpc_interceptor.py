@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from crossrank.gateway.core.errors import CrossrankError, MalformedRequestError
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, MalformedRequestError
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,20 @@ ERROR_DOMAIN = "crossrank.dev"
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_PREFIX = "/crossrank.v1."
 MAX_MESSAGE_CHARS = 2048
+# The one place where the core's error codes become gRPC status codes.
+GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
+    ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.MESSAGE_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorCode.CANCELLED: grpc.StatusCode.CANCELLED,
+    ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorCode.READ_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,  # the server's read deadline, not the client's
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: grpc.StatusCode.INVALID_ARGUMENT,  # HTTP only: gRPC frames its own bytes
+}
 
 
 def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
@@ -46,7 +60,7 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
     # Status and message travel in trailing metadata, whose size gRPC limits (16 KiB): a message that could
     # overflow it would turn the answer into RESOURCE_EXHAUSTED; errors echo client strings only shortened.
     message = error.message if len(error.message) <= MAX_MESSAGE_CHARS else error.message[:MAX_MESSAGE_CHARS] + "..."
-    return status_pb2.Status(code=error.code.value[0], message=message, details=packed)
+    return status_pb2.Status(code=GRPC_STATUS[error.code].value[0], message=message, details=packed)
 
 
 def _pairs(request: Any) -> int:

@@ -1,7 +1,7 @@
 """The HTTP API's one error shape, `{"message", "reason", "request_id", "field_violations"}`, for every error
 the HTTP port answers: the API's own (a `CrossrankError`), the router's (404 unknown path, 405 wrong method)
 and the HTTP parser's (400 for bytes that are not HTTP/1.1), which aiohttp would otherwise answer in plain
-text and log with a traceback. Also the one table from the core's errors to HTTP statuses."""
+text and log with a traceback. Also the one table from the core's error codes to HTTP statuses."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from crossrank.gateway.core.errors import CrossrankError, echoed
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, echoed
 from crossrank.gateway.core.pipeline import Call, request_id
 
 logger = logging.getLogger(__name__)
 
-_STATUS_BY_CODE = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+# The one place where the core's error codes become HTTP statuses (499: the client closed the request, never
+# sent, for the access log).
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_ARGUMENT: 400, ErrorCode.UNAUTHENTICATED: 401, ErrorCode.NOT_FOUND: 404,
+    ErrorCode.READ_TIMEOUT: 408, ErrorCode.MESSAGE_TOO_LARGE: 413, ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499, ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
 }
-# Reasons whose HTTP status says more than their gRPC code (499: the client closed the request, nginx's code).
-_STATUS_BY_REASON = {"MESSAGE_TOO_LARGE": 413, "READ_TIMEOUT": 408, "UNSUPPORTED_MEDIA_TYPE": 415}
 # The reasons of the statuses that aiohttp itself answers.
 _FRAMEWORK_REASONS = {400: "MALFORMED_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                       413: "MESSAGE_TOO_LARGE", 431: "MALFORMED_REQUEST"}
@@ -36,7 +36,7 @@ def status_of(error: BaseException | None) -> int:
     if error is None:
         return 200
     if isinstance(error, CrossrankError):
-        return _STATUS_BY_REASON.get(error.reason) or _STATUS_BY_CODE.get(error.code, 500)
+        return HTTP_STATUS[error.code]
     if isinstance(error, asyncio.CancelledError):
         return 499
     return 500
