@@ -29,9 +29,6 @@ logger = logging.getLogger(__name__)
 _MONITOR_INTERVAL_S = 1.0
 _RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a dead embedded Triton
 _STABLE_AFTER_S = 60.0  # a Triton that ran this long before dying restarts after the shortest wait
-# gRPC calls beyond admission's own bound that the server still takes (health checks, reflection, and the calls
-# admission refuses with its own reasons); past them gRPC refuses before reading the message.
-_SPARE_RPCS = 64
 
 
 class StartupError(RuntimeError):
@@ -121,8 +118,11 @@ async def serve(settings: Settings) -> None:
     limiter = Limiter(settings.max_in_flight, settings.max_queue, settings.max_inflight_bytes)
     api_keys, readiness = ApiKeys(keys), Readiness()
     pipeline = RequestPipeline(metrics, api_keys, limiter, core.model_names)
-    server, health = build_server(core, settings.max_message_bytes, pipeline,
-                                  max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS)
+    # A gRPC message arrives whole or not at all, so its deadline is the read timeout plus the time the
+    # largest message takes at the floor rate; at most as many calls wait for theirs as admission admits.
+    message_timeout_s = settings.read_timeout_s + settings.max_message_bytes / settings.min_read_bytes_per_s
+    server, health = build_server(core, settings.max_message_bytes, pipeline, message_timeout_s,
+                                  max_waiting=settings.max_in_flight + settings.max_queue)
     await set_serving(health, False)
     address = f"{settings.host}:{settings.port}"
     try:
@@ -149,7 +149,9 @@ async def serve(settings: Settings) -> None:
         try:
             tls = (http_api.tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
                    if settings.tls_cert_file else None)
-            api = http_api.HttpApi(core, pipeline, readiness, settings.max_message_bytes, settings.http_timeout_s)
+            api = http_api.HttpApi(core, pipeline, readiness, settings.max_message_bytes, settings.http_timeout_s,
+                                   settings.read_timeout_s, settings.min_read_bytes_per_s,
+                                   settings.http_header_timeout_s)
             http_runner, _ = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)

@@ -47,6 +47,9 @@ class Settings:
     max_queue: int = 256
     max_inflight_bytes: int = 16 * 1024 * 1024
     http_timeout_s: float = 60.0
+    read_timeout_s: float = 10.0
+    min_read_bytes_per_s: int = 1024 * 1024
+    http_header_timeout_s: float = 75.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
@@ -87,6 +90,9 @@ _KEYS: dict[str, tuple[str, str]] = {
     "limits.max_queue": ("max_queue", "CROSSRANK_MAX_QUEUE"),
     "limits.max_inflight_bytes": ("max_inflight_bytes", "CROSSRANK_MAX_INFLIGHT_BYTES"),
     "limits.http_timeout_s": ("http_timeout_s", "CROSSRANK_HTTP_TIMEOUT_S"),
+    "limits.read_timeout_s": ("read_timeout_s", "CROSSRANK_READ_TIMEOUT_S"),
+    "limits.min_read_bytes_per_s": ("min_read_bytes_per_s", "CROSSRANK_MIN_READ_BYTES_PER_S"),
+    "limits.http_header_timeout_s": ("http_header_timeout_s", "CROSSRANK_HTTP_HEADER_TIMEOUT_S"),
     "tls.cert_file": ("tls_cert_file", "CROSSRANK_TLS_CERT_FILE"),
     "tls.key_file": ("tls_key_file", "CROSSRANK_TLS_KEY_FILE"),
     "tls.client_ca_file": ("tls_client_ca_file", "CROSSRANK_TLS_CLIENT_CA_FILE"),
@@ -158,7 +164,10 @@ def _check(settings: Settings) -> Settings:
                        ("limits.max_documents", settings.max_documents),
                        ("limits.max_text_chars", settings.max_text_chars),
                        ("limits.max_message_bytes", settings.max_message_bytes),
-                       ("limits.max_inflight_bytes", settings.max_inflight_bytes)):
+                       ("limits.max_inflight_bytes", settings.max_inflight_bytes),
+                       ("limits.read_timeout_s", settings.read_timeout_s),
+                       ("limits.min_read_bytes_per_s", settings.min_read_bytes_per_s),
+                       ("limits.http_header_timeout_s", settings.http_header_timeout_s)):
         if value <= 0:
             raise SettingsError(f"setting {key}: must be positive, got {value}")
     level = settings.log_level.upper()

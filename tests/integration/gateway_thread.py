@@ -22,7 +22,8 @@ from tests.fakes import RERANKER, FakeBackend
 class GatewayThread:
     def __init__(self, *, api_keys: tuple[str, ...] = (), max_in_flight: int = 0, max_queue: int = 0,
                  max_inflight_bytes: int = 0, tls: tuple[str, str, str] = ("", "", ""),
-                 delay_s: float = 0.0, http: bool = False, http_options: dict[str, Any] | None = None) -> None:
+                 delay_s: float = 0.0, http: bool = False, http_options: dict[str, Any] | None = None,
+                 grpc_options: dict[str, Any] | None = None) -> None:
         self.backend = FakeBackend(delay_s=delay_s)
         self.metrics = GatewayMetrics()
         self.loop = asyncio.new_event_loop()
@@ -33,6 +34,7 @@ class GatewayThread:
         self._tls = tls
         self._http = http
         self._http_options = http_options or {}
+        self._grpc_options = grpc_options or {}
         self._http_runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -47,7 +49,7 @@ class GatewayThread:
         core = CrossEncoderCore(self.backend, Limits(max_documents=50, max_text_chars=1000), RERANKER.name)
         limiter = Limiter(*self._limiter) if self._limiter[0] else None
         pipeline = RequestPipeline(self.metrics, ApiKeys(self._api_keys), limiter, core.model_names)
-        self.server, self.health = build_server(core, 1024 * 1024, pipeline)
+        self.server, self.health = build_server(core, 1024 * 1024, pipeline, **self._grpc_options)
         self.port = add_port(self.server, "127.0.0.1:0", *self._tls)
         await self.server.start()
         await set_serving(self.health, True)

@@ -37,6 +37,18 @@ def read_all(sock: socket.socket) -> bytes:
         chunks.append(chunk)
 
 
+def read_reply(sock: socket.socket) -> Reply:
+    """One reply, read as far as its Content-Length, whether or not the server closes the connection after it."""
+    raw = b""
+    while b"\r\n\r\n" not in raw or len(raw.partition(b"\r\n\r\n")[2]) < int(
+            parse(raw).headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    return parse(raw)
+
+
 def exchange(port: int, data: bytes, timeout: float = 10.0) -> Reply:
     """Sends `data` as it is, then reads the reply until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:

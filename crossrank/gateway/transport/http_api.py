@@ -84,7 +84,7 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
                  max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, read_timeout_s: float = 10.0,
-                 min_read_bytes_per_s: float = 1024 * 1024, header_timeout_s: float = 60.0) -> None:
+                 min_read_bytes_per_s: float = 1024 * 1024, header_timeout_s: float = 75.0) -> None:
         self._core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING

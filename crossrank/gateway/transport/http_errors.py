@@ -54,8 +54,11 @@ def error_response(status: int, message: str, reason: str, rid: str, violations:
 
 
 def from_error(error: CrossrankError, rid: str) -> web.Response:
-    return error_response(status_of(error), error.message, error.reason, rid,
-                          [{"field": v.field, "description": v.description} for v in error.violations])
+    response = error_response(status_of(error), error.message, error.reason, rid,
+                              [{"field": v.field, "description": v.description} for v in error.violations])
+    if error.code is ErrorCode.READ_TIMEOUT:
+        response.force_close()  # a stalled client: not worth aiohttp's lingering wait for the rest of its body
+    return response
 
 
 @web.middleware
