@@ -3,8 +3,9 @@ log) and is the one place where exceptions become gRPC statuses.
 
 Each call's request message is read under a deadline, before the call is admitted (`grpc_receive`): a call
 whose message is late holds no slot. A `CrossrankError` becomes its code with a `google.rpc.Status`
-carrying `ErrorInfo` (reason, domain, request id) and, for bad input, `BadRequest` field violations. Anything else is our bug: the client gets a generic
-INTERNAL with the request id, the log gets the traceback. Every response carries `x-request-id`.
+carrying `ErrorInfo` (reason, domain, request id) and, for bad input, `BadRequest` field violations.
+Anything else is our bug: the client gets a generic INTERNAL with the request id, the log gets the
+traceback. Every response carries `x-request-id`.
 """
 
 from __future__ import annotations
