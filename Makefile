@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check clean images docker-test
+.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check settings-docs clean images docker-test
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -18,6 +18,7 @@ help:
 	@echo "make clients     build the JavaScript, Go and Java clients (make client-toolchains installs their tools)"
 	@echo "make images      build the CPU images (gateway, export, triton-cpu); make docker-test: build and run them"
 	@echo "make proto       regenerate the Python gRPC code and stubs from proto/"
+	@echo "make settings-docs  rewrite server_config/crossrank.yaml and the settings table from crossrank/settings.py"
 
 $(STAMP): requirements/gateway.txt requirements/server.txt requirements/dev.txt pyproject.toml client/pyproject.toml bench/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +116,10 @@ lint-deploy: setup
 
 proto: setup
 	$(PY) tools/gen_proto.py
+
+# server_config/crossrank.yaml and the settings table of docs/operations.md, from crossrank/settings.py.
+settings-docs: setup
+	$(PY) tools/gen_settings_docs.py
 
 proto-check: setup
 	$(PY) tools/gen_proto.py --check

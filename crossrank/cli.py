@@ -8,11 +8,14 @@ import json
 import logging
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from crossrank import log_format
+from crossrank import settings as settings_module
 
 DEFAULT_TARGET = "localhost:50051"
 
@@ -46,14 +49,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from crossrank import settings as settings_module
     from crossrank.app import ServerStoppedError, serve
 
     try:
-        settings = settings_module.load(args.config, os.environ, {
-            "host": args.host, "port": args.port, "repository": args.repository, "triton_url": args.triton_url,
-            "models": args.model or None, "default_model": args.default_model, "log_level": args.log_level,
-            "log_format": args.log_format, "metrics_port": args.metrics_port, "http_port": args.http_port})
+        settings = settings_module.load(args.config, os.environ,
+                                        {s.field: getattr(args, s.field) for s in settings_module.SETTINGS if s.flag})
     except settings_module.SettingsError as exc:
         print(f"crossrank serve: error: {exc}", file=sys.stderr)
         return 2
@@ -109,6 +109,18 @@ def _client_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag_options(spec: settings_module.Setting) -> dict[str, Any]:
+    """`serve`'s flag for a setting, from its declaration (the value is converted and checked by `load`)."""
+    options: dict[str, Any] = {"help": f"{spec.help} [{spec.env}; {spec.key}]".replace("%", "%%")}
+    if typing.get_origin(spec.kind) is tuple:
+        options["action"] = "append"
+    elif spec.kind in (int, float):
+        options["type"] = spec.kind
+    if spec.choices and not getattr(spec.check, "fold_case", False):
+        options["choices"] = spec.choices
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossrank", description="Serve cross-encoders on Triton.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,18 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "request's shared prefix (instruction, query) once")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)")
+    p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)",
+                       description="Every setting is in the YAML file (server_config/crossrank.yaml documents "
+                                   "them) and a CROSSRANK_* variable; the flags below override both.")
     p.add_argument("--config", type=Path, default=None, help="YAML settings (default server_config/crossrank.yaml)")
-    p.add_argument("--repository", default=None, help="Triton model repository")
-    p.add_argument("--model", action="append", help="SOURCE or NAME=SOURCE to serve (repeatable)")
-    p.add_argument("--default-model", default=None)
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--triton-url", default=None, help="external Triton gRPC address; default: embedded")
-    p.add_argument("--log-level", default=None)
-    p.add_argument("--log-format", default=None, choices=["text", "json"])
-    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port; 0 = free port, -1 = off")
-    p.add_argument("--http-port", type=int, default=None, help="Cohere-compatible HTTP rerank port; -1 = off")
+    for spec in settings_module.SETTINGS:
+        if spec.flag:
+            p.add_argument(spec.flag, dest=spec.field, default=None, **_flag_options(spec))
     p.set_defaults(func=_serve)
 
     for name, help_text in (("rerank", "rank documents against a query on a running server"),

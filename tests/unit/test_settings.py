@@ -46,3 +46,61 @@ def test_bad_environment_value_names_the_variable() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+# Each setting is declared once; the documentation, flags and variables are derived from the declarations.
+ROOT = REPO_CONFIG.parents[1]
+
+
+def test_the_committed_yaml_file_and_docs_table_are_the_generated_ones() -> None:
+    from crossrank import settings_docs
+
+    hint = "out of date: run `python tools/gen_settings_docs.py`"
+    assert REPO_CONFIG.read_text() == settings_docs.render_yaml(), hint
+    assert settings_docs.render_table() in (ROOT / "docs" / "operations.md").read_text(), hint
+
+
+def test_every_setting_has_help_and_a_variable_that_reaches_it() -> None:
+    for spec in settings.SETTINGS:
+        assert spec.help and spec.env == "CROSSRANK_" + spec.field.upper()
+        if spec.check is settings.existing_file:  # a file setting: the variable's value is checked as a file
+            with pytest.raises(SettingsError, match=spec.key.replace(".", r"\.")):
+                settings.load(REPO_CONFIG, {spec.env: "/nonexistent/x.pem"}, {})
+            continue
+        loaded = settings.load(REPO_CONFIG, {spec.env: _other_value(spec)}, {})
+        assert getattr(loaded, spec.field) != getattr(Settings(), spec.field), spec.env
+
+
+def _other_value(spec: settings.Setting) -> str:
+    """A valid value of the setting that is not its default, as an environment variable spells it."""
+    if spec.choices:
+        return next(c for c in spec.choices if c != spec.default)
+    if spec.kind in (int, float):
+        return str(spec.default + 1)
+    return "x,y"
+
+
+def test_serve_flags_and_help_come_from_the_declarations(capsys: pytest.CaptureFixture[str]) -> None:
+    from crossrank.cli import build_parser
+
+    flagged = [s for s in settings.SETTINGS if s.flag]
+    assert {s.flag for s in flagged} >= {"--host", "--port", "--model", "--triton-url", "--log-format"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for spec in flagged:
+        assert spec.flag in shown and spec.env in shown
+    args = build_parser().parse_args(["serve", "--port", "7", "--model", "a", "--model", "b", "--log-level", "debug"])
+    loaded = settings.load(REPO_CONFIG, {}, {s.field: getattr(args, s.field) for s in flagged})
+    assert (loaded.port, loaded.models, loaded.log_level) == (7, ("a", "b"), "DEBUG")
+
+
+def test_the_core_limits_are_the_settings() -> None:
+    from crossrank.gateway.core.validation import Limits
+
+    assert Settings().limits == Limits()
+    loaded = settings.load(REPO_CONFIG, {"CROSSRANK_MAX_CHUNKS_PER_DOCUMENT": "5",
+                                         "CROSSRANK_DEFAULT_CHUNKS_PER_DOCUMENT": "2"}, {})
+    assert (loaded.limits.max_chunks_per_document, loaded.limits.default_chunks_per_document) == (5, 2)
+    with pytest.raises(SettingsError, match="default_chunks_per_document"):
+        settings.load(REPO_CONFIG, {"CROSSRANK_DEFAULT_CHUNKS_PER_DOCUMENT": "65"}, {})
