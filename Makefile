@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help setup serve test test-unit soak client-toolchains clients infinity bench bench-quick lint lint-deploy proto proto-check settings-docs clean images docker-test
+.PHONY: help setup serve test test-unit soak client-toolchains browser clients infinity bench bench-quick lint lint-deploy proto proto-check settings-docs clean images docker-test
 
 help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
@@ -52,6 +52,12 @@ client-toolchains:
 	  echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "client toolchains: all installed"; fi
+
+# Debian's Chromium, the real browser the /docs page is tested in (tests/integration/test_openapi.py; needs
+# root). Outside CI that test skips, naming what is missing; in CI (CROSSRANK_REQUIRE_BROWSER=1) it fails.
+browser:
+	set -e; if command -v chromium >/dev/null; then echo "browser: chromium installed"; else \
+	  apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; fi
 
 clients: setup
 	for language in js go java; do $(PY) tools/build_clients.py $$language || exit 1; done

@@ -23,16 +23,20 @@ DEFAULT_TARGET = "localhost:50051"
 def _export(args: argparse.Namespace) -> int:
     from crossrank.export.engines import UnsupportedEngineError
     from crossrank.export.exporter import ExportError, ExportOptions, export
+    from crossrank.export.progress import Progress
 
     log_format.setup("INFO")
+    shown = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = Progress(shown)
     try:
-        report = export(ExportOptions(
-            source=args.source, name=args.name, repository=args.repository, engine=args.engine,
-            precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
-            trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
-            encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
-            layout=args.layout, prompt=args.prompt, score_token=args.score_token,
-            prefix_reuse=args.prefix_reuse))
+        with progress.shown():
+            report = export(ExportOptions(
+                source=args.source, name=args.name, repository=args.repository, engine=args.engine,
+                precision=args.precision, max_length=args.max_length, max_batch_size=args.max_batch_size,
+                trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
+                encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
+                layout=args.layout, prompt=args.prompt, score_token=args.score_token,
+                prefix_reuse=args.prefix_reuse), progress)
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -69,6 +73,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_documents(path: str | None, jsonl: bool) -> list[str]:
+    """Documents from `path` ('-': standard input): one per non-empty line, or with `jsonl` one JSON string or
+    {"text": ...} object per line. A line that is not one is an error naming its number."""
+    if path is None:
+        return []
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed below, unless stdin
+    try:
+        lines = stream.read().splitlines()
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    documents = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            documents.append(line)
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        text = value.get("text") if isinstance(value, dict) else value
+        if not isinstance(text, str):
+            raise ValueError(f"{path}:{number}: expected a JSON string or an object with a 'text' string")
+        documents.append(text)
+    return documents
+
+
 def _client_call(args: argparse.Namespace) -> int:
     from crossrank_client import CrossEncoderClient, CrossrankClientError
 
@@ -78,7 +111,12 @@ def _client_call(args: argparse.Namespace) -> int:
     try:
         with CrossEncoderClient(args.target, timeout=args.timeout) as client:
             if args.command == "rerank":
-                response = client.rerank(args.query, args.documents, model=args.model, top_n=args.top_n,
+                documents = [*args.documents, *read_documents(args.documents_file, args.jsonl)]
+                if not documents:
+                    print("crossrank rerank: no documents: give them as arguments or with --documents-file",
+                          file=sys.stderr)
+                    return 2
+                response = client.rerank(args.query, documents, model=args.model, top_n=args.top_n,
                                          return_documents=True, raw_scores=args.raw_scores)
                 rows = [asdict(r) for r in response.results]
                 table = [(str(r.index), f"{r.score:.6f}", (r.document or "")[:70]) for r in response.results]
@@ -95,6 +133,9 @@ def _client_call(args: argparse.Namespace) -> int:
                 table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
                           f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
                 header = ("model", "task", "max_len", "engine", "source")
+    except (OSError, ValueError) as exc:  # an unreadable or malformed --documents-file
+        print(f"crossrank {args.command}: {exc}", file=sys.stderr)
+        return 2
     except CrossrankClientError as exc:
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)
         for violation in exc.field_violations:
@@ -128,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a cross-encoder into a Triton model repository")
     p.add_argument("source", help="Hugging Face model id or local model directory")
     p.add_argument("--name", required=True, help="served model name")
-    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--repository", type=Path, default=Path("model_repository"),
+                   help="the Triton model repository to write the three models into (default model_repository)")
     p.add_argument("--engine", default="auto",
                    help="auto (default: chosen with the precision), onnx-python, torch-python; onnxruntime, "
                         "tensorrt (Triton's native backends: the NGC Triton image, not the bundled one)")
@@ -141,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None,
                    help="default: the model's own; 1024 pair tokens for causal-LM rerankers")
     p.add_argument("--max-batch-size", type=int, default=256, help="pairs per Triton request")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own Python code when loading it (models with custom code, "
+                        "such as jina-reranker-v2; only for sources you trust)")
     p.add_argument("--tokenizer-instances", type=int, default=1,
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.add_argument("--encoder-instances", type=int, default=1,
@@ -157,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "bge-reranker-v2-gemma's)")
     p.add_argument("--score-token", default="Yes",
                    help="causal-LM rerankers, bge-gemma layout: the token whose logit is the score (default Yes)")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                   help="a progress bar over the long steps (loading, each precision measured, parity, width "
+                        "tuning) with the time left; auto (default): when standard error is a terminal")
     p.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
                    help="causal-LM rerankers on torch-python: compute every pair whole instead of running a "
                         "request's shared prefix (instruction, query) once")
@@ -175,18 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
                             ("classify", "classify pairs ('text|||text_pair') on a running server"),
                             ("models", "list a running server's models")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--target", default=os.environ.get("CROSSRANK_TARGET", DEFAULT_TARGET))
-        p.add_argument("--timeout", type=float, default=30.0)
+        p.add_argument("--target", default=os.environ.get("CROSSRANK_TARGET", DEFAULT_TARGET),
+                       help=f"the server's gRPC address (default $CROSSRANK_TARGET, else {DEFAULT_TARGET})")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         if name != "models":
-            p.add_argument("--model", default="")
-            p.add_argument("--raw-scores", action="store_true")
+            p.add_argument("--model", default="", help="a served model's name (default: the server's default)")
+            p.add_argument("--raw-scores", action="store_true",
+                           help="print logits instead of the model's activation (sigmoid, softmax)")
         if name == "rerank":
-            p.add_argument("--query", required=True)
-            p.add_argument("--top-n", type=int, default=0)
-            p.add_argument("documents", nargs="+")
+            p.add_argument("--query", required=True, help="the query the documents are ranked against")
+            p.add_argument("--top-n", type=int, default=0, help="print the best N only (default 0: all)")
+            p.add_argument("--documents-file", "-f", metavar="FILE", default=None,
+                           help="read documents from FILE ('-' for standard input), one per line, after any "
+                                "given as arguments; with --jsonl one JSON value per line")
+            p.add_argument("--jsonl", action="store_true",
+                           help="--documents-file holds JSON lines: a string, or an object with a 'text' field")
+            p.add_argument("documents", nargs="*", help="documents to rank (or --documents-file)")
         if name == "classify":
-            p.add_argument("pairs", nargs="+")
+            p.add_argument("pairs", nargs="+", help="pairs to classify, each 'text|||text_pair'")
         p.set_defaults(func=_client_call)
     return parser
 

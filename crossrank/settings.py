@@ -124,10 +124,11 @@ class Settings:
         "listen.health_port", -1, "Extra plaintext port with the health service only; -1 = off.", check=port_number(-1),
         details="For probes that cannot speak TLS (Kubernetes' native gRPC probes) when tls is on.")
     http_port: int = setting(
-        "listen.http_port", 8080, "Cohere/Jina-compatible HTTP rerank port; -1 = off.", flag="--http-port",
+        "listen.http_port", 8080, "HTTP port of the Cohere- and TEI-compatible API; -1 = off.", flag="--http-port",
         check=port_number(-1),
-        details="POST /v1/rerank, /v2/rerank; GET /health. Same API keys, limits, metrics and TLS (when tls.* is "
-                "set) as gRPC.")
+        details="POST /v1/rerank, /v2/rerank (Cohere/Jina shape); POST /rerank, /predict, GET /info (TEI shape); "
+                "GET /health, /openapi.json, /docs. Same API keys, limits, metrics and TLS (when tls.* is set) as "
+                "gRPC.")
     # the repository
     repository: Path = setting(  # noqa: RUF009 (setting() returns a dataclasses.field, as field() does)
         "repository", Path("model_repository"), "Triton model repository (export writes it, Triton loads it).",

@@ -30,6 +30,12 @@ QUERY_PARAMETER = "crossrank_query"
 TRUNCATE_PARAMETER = "crossrank_truncate"
 # Replaces the model's own instruction in its instruction slot.
 INSTRUCTION_PARAMETER = "crossrank_instruction"
+# "left" or "right" (default: the model's side): the side over-long pairs lose tokens on (TEI's
+# `truncation_direction`).
+TRUNCATION_SIDE_PARAMETER = "crossrank_truncation_side"
+# Int, default 0 = none: each second text is first cut to this many of its own tokens (Cohere's
+# `max_tokens_per_doc`).
+MAX_DOCUMENT_TOKENS_PARAMETER = "crossrank_max_document_tokens"
 
 # How the tokenizer refuses an over-long pair: with Triton's INVALID_ARGUMENT code (the python backend's
 # `TritonError.INVALID_ARG`), which nothing else the tokenizer returns carries, and a message whose details

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs
+from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, TokenCut
 from crossrank.gateway.core.errors import BackendUnavailableError
 from crossrank.model_info import Activation, ModelInfo, Task
 
@@ -40,6 +40,7 @@ class FakeBackend:
         self.available = True
         self.delay_s = delay_s  # simulated inference time, for overload tests
         self.calls: list[int] = []  # pairs per backend call, after splitting
+        self.cuts: list[TokenCut] = []  # the truncation options of each call
         self._models = list(models)
 
     async def ready(self) -> bool:
@@ -51,13 +52,17 @@ class FakeBackend:
         return list(self._models)
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "",
+                    cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
+        self.cuts.append(cut)
         if not self.available:
             raise BackendUnavailableError()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if isinstance(texts, str):
             texts = [texts] * len(text_pairs)
+        if cut.max_document_tokens:  # one "token" per word, as below
+            text_pairs = [b[:_end_of_words(b, cut.max_document_tokens)] for b in text_pairs]
         step = model.max_batch_size
         for i in range(0, len(texts), step):
             self.calls.append(len(texts[i:i + step]))

@@ -20,7 +20,9 @@ import numpy as np
 
 from crossrank.export import agreement as agreement_module
 from crossrank.export import causal_layouts, encoder_build, engines, precision, source, stamp, tuning
+from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
+from crossrank.export.progress import Progress
 from crossrank.export.reference import cross_encoder_logits, reference_logits, same_tokens_as
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
@@ -282,9 +284,11 @@ def _candidates(options: ExportOptions) -> list[precision.Candidate]:
         raise ExportError(str(exc)) from exc
 
 
-def export(options: ExportOptions) -> ExportReport:
-    """Exports `options.source` into `options.repository` and returns what was checked."""
+def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> ExportReport:
+    """Exports `options.source` into `options.repository` and returns what was checked; `progress` shows its
+    long steps."""
     candidates = _candidates(options)
+    progress.plan(len(candidates) + 2)  # loading (planned at creation), each candidate, parity, writing
     for flag, count in (("--tokenizer-instances", options.tokenizer_instances),
                         ("--encoder-instances", options.encoder_instances),
                         ("--max-batch-size", options.max_batch_size)):
@@ -297,7 +301,8 @@ def export(options: ExportOptions) -> ExportReport:
     except source.SourceError as exc:
         raise ExportError(str(exc)) from exc
     logger.info("loading %s", path)
-    loaded = _load(path, options)
+    with progress.step("loading the model"):
+        loaded = _load(path, options)
     tokenizer, model = loaded.tokenizer, loaded.model
     settings = _settings(loaded, options)
     config = model.config
@@ -348,25 +353,31 @@ def export(options: ExportOptions) -> ExportReport:
                 raise ExportError(str(exc)) from exc
 
         if len(candidates) > 1:
-            built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info)
+            built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info, progress)
         else:
-            built, agreement = build(candidates[0]), None
+            with progress.step(f"building the encoder ({candidates[0]})"):
+                built, agreement = build(candidates[0]), None
         reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
                            "runs (see docs/models.md, engines)", info.name, built.checked_precision, info.precision)
-        diff, checked = _check_parity(reference, pair_tokenizer, built, float("inf") if reduced else options.tolerance)
+        with progress.step("parity with PyTorch"):
+            diff, checked = _check_parity(reference, pair_tokenizer, built,
+                                          float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
         if reduced and agreement is None:
-            agreement = _check_agreement(reference, pair_tokenizer, built, info)
+            progress.plan(1)
+            with progress.step(f"{info.precision} ranking against fp32"):
+                agreement = _check_agreement(reference, pair_tokenizer, built, info)
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
             # ONNX Runtime in the python backend runs on the CPU even on a GPU host.
             on_gpu = info.engine == EngineName.TORCH_PYTHON and _cuda()
-            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer),
-                                             precision.GPU_WIDTHS if on_gpu else precision.CPU_WIDTHS)
+            widths = precision.GPU_WIDTHS if on_gpu else precision.CPU_WIDTHS
+            progress.plan(len(widths))
+            built, rates = tuning.tune_width(built, tuning.timing_feeds(pair_tokenizer), widths, progress.step)
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
@@ -382,8 +393,9 @@ def export(options: ExportOptions) -> ExportReport:
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
             "prompt": options.prompt, "score_token": options.score_token,
             "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
-        write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
-                     lambda directory: stamp.write(directory, recorded))
+        with progress.step("writing the models"):
+            write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
+                         lambda directory: stamp.write(directory, recorded))
     logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
                 options.repository, info.engine, info.precision)
     return ExportReport(info, diff, checked, agreement)
@@ -396,20 +408,21 @@ def _cuda() -> bool:
 
 
 def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Candidate], engines.BuiltEncoder],
-            reference: Reference, pair_tokenizer: PairTokenizer,
-            info: ModelInfo) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
+            reference: Reference, pair_tokenizer: PairTokenizer, info: ModelInfo,
+            progress: Progress = progress_module.OFF) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
     """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
     feeds = tuning.timing_feeds(pair_tokenizer)
     trials: list[precision.Trial] = []
     built_by = {}
     for candidate in candidates:
-        built = build(candidate)
-        if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
-            feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
-        candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-        agreement = (None if candidate.precision == Precision.FP32
-                     else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
-        trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
+        with progress.step(f"measuring {candidate}"):
+            built = build(candidate)
+            if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
+                feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
+            candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
+            agreement = (None if candidate.precision == Precision.FP32
+                         else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
+            trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
         trials.append(trial)
         built_by[candidate] = built
         fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == Precision.FP32), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -78,15 +79,18 @@ def with_width(built: BuiltEncoder, width: int) -> BuiltEncoder:
                                                                 "tokens_per_batch": str(width)}))
 
 
-def tune_width(built: BuiltEncoder, feeds: list[Feed],
-               widths: tuple[int, ...]) -> tuple[BuiltEncoder, dict[int, float]]:
-    """Measures the sub-batch widths and returns the encoder configured with the fastest, and every rate."""
+def tune_width(built: BuiltEncoder, feeds: list[Feed], widths: tuple[int, ...],
+               step: Callable[[str], AbstractContextManager[None]] = lambda _: nullcontext()
+               ) -> tuple[BuiltEncoder, dict[int, float]]:
+    """Measures the sub-batch widths and returns the encoder configured with the fastest, and every rate.
+    `step` wraps each width's measurement (the export's progress display)."""
     built.batcher.tokens_per_batch = widths[0]
     feeds = within_budget(built.score, feeds, 2 * len(widths))
 
     def rate_at(width: int) -> float:
-        built.batcher.tokens_per_batch = width
-        return throughput(built.score, feeds)
+        with step(f"timing sub-batch width {width}"):
+            built.batcher.tokens_per_batch = width
+            return throughput(built.score, feeds)
 
     width, rates = precision.best_width(rate_at, widths)
     return with_width(built, width), rates

@@ -162,14 +162,53 @@ class PairTokenizer:
     def settings(self) -> TokenizerSettings:
         return self._settings
 
-    def encode(self, texts: list[str], text_pairs: list[str], instruction: str | None = None) -> PairBatch:
+    def encode(self, texts: list[str], text_pairs: list[str], instruction: str | None = None,
+               truncation_side: str | None = None, max_document_tokens: int = 0) -> PairBatch:
         """Encodes pairs; truncation follows the model (longest first) and never fails. `instruction` fills the
         instruction slot of a layout that has one in place of the model's own (ignored by the others: the
-        gateway refuses it for them)."""
+        gateway refuses it for them). `truncation_side` ("left" or "right") replaces the model's side for the
+        pair-template and prompt layouts (a chat or framed layout keeps its publisher's cut, on the right).
+        `max_document_tokens` > 0 first cuts each second text after that many of its own tokens (a Cohere
+        request's `max_tokens_per_doc`); `document_end` and `num_tokens` then describe the cut document."""
         if len(texts) != len(text_pairs):
             raise ValueError("texts and text_pairs differ in length")
+        if truncation_side not in (None, "left", "right"):
+            raise ValueError(f"truncation side must be left or right, not {truncation_side!r}")
+        side = truncation_side or self._settings.truncation_side
+        if max_document_tokens > 0:
+            return self._with_cut_documents(texts, text_pairs, instruction, side, max_document_tokens)
+        return self._encode(texts, text_pairs, instruction, side)
+
+    def _with_cut_documents(self, texts: list[str], text_pairs: list[str], instruction: str | None, side: str,
+                            max_document_tokens: int) -> PairBatch:
+        """Each document cut at a token boundary to its first `max_document_tokens` tokens (its last, cutting on
+        the left), as text, so that every layout then treats it as the whole document."""
+        encoded = self._encode_once(text_pairs)
+        cut: list[str] = []
+        starts: list[int] = []  # where each kept piece begins in its document (non-zero only on the left)
+        for text in text_pairs:
+            encoding = encoded[text]
+            if len(encoding) <= max_document_tokens:
+                cut.append(text)
+                starts.append(0)
+            elif side == "left":
+                begin = encoding.offsets[len(encoding) - max_document_tokens][0]
+                cut.append(text[begin:])
+                starts.append(begin)
+            else:
+                cut.append(text[:encoding.offsets[max_document_tokens - 1][1]])
+                starts.append(0)
+        batch = self._encode(texts, cut, instruction, side)
+        document_end = batch.document_end.copy()
+        for i, begin in enumerate(starts):  # in the caller's document: a left cut's offsets shift by its start
+            if begin:
+                whole = document_end[i] == len(cut[i])  # the pair kept all of the cut piece: it starts at `begin`
+                document_end[i] = begin if whole else document_end[i] + begin
+        return PairBatch(batch.tensors, batch.num_tokens, document_end, batch.truncated)
+
+    def _encode(self, texts: list[str], text_pairs: list[str], instruction: str | None, side: str) -> PairBatch:
         if self._settings.prompt is not None:
-            return self._encode_prompted(texts, text_pairs, self._settings.prompt, instruction)
+            return self._encode_prompted(texts, text_pairs, self._settings.prompt, instruction, side)
         if self._settings.chat is not None:
             return self._encode_chat(texts, text_pairs, self._settings.chat)
         if self._settings.framed is not None:
@@ -188,16 +227,17 @@ class PairTokenizer:
             num_tokens[i] = lengths[text] + lengths[pair] + self._special_pair_tokens
             if num_tokens[i] > self._settings.max_length:
                 keep_first, keep_second = longest_first(lengths[text], lengths[pair], budget)
-                document_end[i] = self._kept_end(second, keep_second, len(pair))
-                first = self._cut(self._cut(first, budget, windows, text), keep_first)
-                second = self._cut(self._cut(second, budget, windows, pair), keep_second)
+                document_end[i] = self._kept_end(second, keep_second, len(pair), side)
+                first = self._cut(self._cut(first, budget, side, windows, text), keep_first, side)
+                second = self._cut(self._cut(second, budget, side, windows, pair), keep_second, side)
             joined = self._tokenizer.post_process(first, second, add_special_tokens=True)
             rows.append((joined.ids, joined.type_ids))
         return PairBatch(self._pad(rows), num_tokens, document_end, num_tokens > self._settings.max_length)
 
-    def _cut(self, encoding: Encoding, count: int, cache: dict[str, Encoding] | None = None,
+    @staticmethod
+    def _cut(encoding: Encoding, count: int, side: str, cache: dict[str, Encoding] | None = None,
              key: str = "") -> Encoding:
-        """A copy of `encoding` with `count` tokens, cut on the model's truncation side (kept in `cache`)."""
+        """A copy of `encoding` with `count` tokens, cut on `side` (kept in `cache`)."""
         if len(encoding) <= count:
             return encoding
         if cache is not None and key in cache:
@@ -205,19 +245,20 @@ class PairTokenizer:
         cut = Encoding.merge([encoding], growing_offsets=False)
         # `truncate` keeps what it cut as `overflowing`, which every later copy copies too; cutting once more by
         # one token leaves a single one-token overflow in place of the (possibly huge) first one.
-        cut.truncate(count + 1, direction=self._settings.truncation_side)
-        cut.truncate(count, direction=self._settings.truncation_side)
+        cut.truncate(count + 1, direction=side)
+        cut.truncate(count, direction=side)
         if cache is not None:
             cache[key] = cut
         return cut
 
-    def _kept_end(self, document: Encoding, kept: int, length: int, shift: int = 0) -> int:
+    @staticmethod
+    def _kept_end(document: Encoding, kept: int, length: int, side: str, shift: int = 0) -> int:
         """Where in the document (`length` characters; its encoding's offsets less `shift`, the length of a
         prefix the encoding included) its first `kept` tokens end, or with left truncation its last start."""
         total = len(document)
         if kept >= total:
             return length
-        if self._settings.truncation_side == "left":
+        if side == "left":
             return length if kept == 0 else max(0, document.offsets[total - kept][0] - shift)
         return 0 if kept == 0 else max(0, document.offsets[kept - 1][1] - shift)
 
@@ -227,12 +268,12 @@ class PairTokenizer:
         return dict(zip(unique, self._tokenizer.encode_batch(unique, add_special_tokens=False)))
 
     def _encode_prompted(self, texts: list[str], text_pairs: list[str], template: PromptTemplate,
-                         instruction: str | None) -> PairBatch:
+                         instruction: str | None, side: str) -> PairBatch:
         lead = template.instruction_format.format(instruction=instruction) if instruction else ""
         queries = [lead + template.query_prefix + t for t in texts]
         documents = [template.document_prefix + p for p in text_pairs]
         encoded = self._encode_once([*queries, *documents])
-        limit, cut_right = self._settings.max_length, self._settings.truncation_side != "left"
+        limit, cut_right = self._settings.max_length, side != "left"
         rows: list[tuple[list[int], list[int]]] = []
         num_tokens = np.empty(len(texts), dtype=np.int64)
         document_end = np.array([len(p) for p in text_pairs], dtype=np.int64)
@@ -252,7 +293,7 @@ class PairTokenizer:
             rows.append((prefix + first + second + self._separator + self._prompt + suffix, []))
             kept = max(0, len(second) - len(self._separator))
             truncated[i] = len(first) < len(self._bos) + len(query_ids) or kept < len(document_ids)
-            document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]),
+            document_end[i] = self._kept_end(encoded[document], kept, len(text_pairs[i]), side,
                                              len(template.document_prefix))
         return PairBatch(self._pad(rows), num_tokens, document_end, truncated)
 

@@ -25,7 +25,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pair_tokenizer import PairTokenizer
-from triton_contract import INSTRUCTION_PARAMETER, QUERY_PARAMETER, TRUNCATE_PARAMETER, too_long_message
+from triton_contract import (
+    INSTRUCTION_PARAMETER,
+    MAX_DOCUMENT_TOKENS_PARAMETER,
+    QUERY_PARAMETER,
+    TRUNCATE_PARAMETER,
+    TRUNCATION_SIDE_PARAMETER,
+    too_long_message,
+)
 
 
 def _strings(request: object, name: str) -> list[str]:
@@ -54,7 +61,9 @@ class TritonPythonModel:
         text_pairs = _strings(request, "text_pair")
         query = parameters.get(QUERY_PARAMETER)
         texts = [str(query)] * len(text_pairs) if query is not None else _strings(request, "text")
-        batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None)
+        batch = self._tokenizer.encode(texts, text_pairs, parameters.get(INSTRUCTION_PARAMETER) or None,
+                                       parameters.get(TRUNCATION_SIDE_PARAMETER) or None,
+                                       int(parameters.get(MAX_DOCUMENT_TOKENS_PARAMETER, 0)))
         if parameters.get(TRUNCATE_PARAMETER, True) is False:
             limit = self._tokenizer.settings.max_length
             over = np.flatnonzero(batch.truncated)

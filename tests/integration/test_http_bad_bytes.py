@@ -21,7 +21,7 @@ SHAPE = {"message", "reason", "request_id", "field_violations"}
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread(http=True).start()
+    thread = GatewayThread().start()
     yield thread
     thread.stop()
 
@@ -56,7 +56,7 @@ def test_hostile_json_is_400_not_500(gateway: GatewayThread, name: str, body: by
 
 
 def test_non_ascii_authorization_on_a_server_with_keys_is_401() -> None:
-    keyed = GatewayThread(http=True, api_keys=("s3cret",)).start()
+    keyed = GatewayThread(api_keys=("s3cret",)).start()
     try:
         for value in (b"Bearer \xff\xfe\xfd", b"Bearer caf\xc3\xa9", b"\xe2\x82\xac", b"Bearer s3cret\x80"):
             _refused(post(keyed.http_port, b'{"query": "q", "documents": ["d"]}', headers=b"Authorization: " + value
@@ -138,7 +138,8 @@ json_values = st.recursive(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.dictionaries(st.sampled_from(["model", "query", "documents", "top_n", "return_documents",
-                                               "raw_scores", "timeout_s", "instruction", "other"]),
+                                               "raw_scores", "timeout_s", "instruction", "max_tokens_per_doc",
+                                               "max_chunks_per_doc", "other"]),
                               json_values, max_size=6))
 def test_generated_json_bodies_never_get_a_5xx(gateway: GatewayThread, fields: dict) -> None:
     reply = post(gateway.http_port, json.dumps(fields).encode())

@@ -36,8 +36,8 @@ def _stalled_upload(port: int, chunked: bool, sent: bytes = b'{"query": "q", "do
 def gateway() -> Iterator[GatewayThread]:
     # Room for 8 requests and 1 MiB of request bytes, the most one body may hold: a body admitted by its
     # declared length would fill the byte bound alone.
-    thread = GatewayThread(http=True, max_in_flight=4, max_queue=4, max_inflight_bytes=1 << 20,
-                           http_options={"read_timeout_s": 2.0, "header_timeout_s": 2.0}).start()
+    thread = GatewayThread(max_in_flight=4, max_queue=4, max_inflight_bytes=1 << 20, read_timeout_s=2.0,
+                           http_header_timeout_s=2.0).start()
     yield thread
     thread.stop()
 
@@ -76,7 +76,7 @@ def test_a_stalled_body_ends_with_408_within_the_read_timeout(gateway: GatewayTh
 
 def test_a_body_trickling_under_the_floor_rate_ends_with_408() -> None:
     # 64 KiB in time, then 1 kB/s against a floor of 64 kB/s: the deadline passes about 2 s in.
-    gateway = GatewayThread(http=True, http_options={"read_timeout_s": 2.0, "min_read_bytes_per_s": 65536}).start()
+    gateway = GatewayThread(read_timeout_s=2.0, min_read_bytes_per_s=65536).start()
     try:
         with _stalled_upload(gateway.http_port, False, b'{"query": "q", "documents": ["' + b"x" * 65536,
                              length=500_000) as sock:
@@ -115,8 +115,8 @@ async def _silent() -> AsyncIterator[bytes]:
 
 
 async def test_calls_whose_message_never_comes_hold_nothing_others_need() -> None:
-    gateway = GatewayThread(max_in_flight=4, max_queue=4,
-                            grpc_options={"message_timeout_s": 2.0, "max_waiting": 100}).start()
+    # At most 100 calls wait for their message (max_in_flight + max_queue); each has 2 s + 1 MiB at 1 MiB/s.
+    gateway = GatewayThread(max_in_flight=50, max_queue=50, max_inflight_bytes=16 << 20, read_timeout_s=2.0).start()
     channel = grpc.aio.insecure_channel(gateway.target)
     try:
         half_open = [channel.stream_unary(RERANK)(_silent()) for _ in range(400)]
@@ -132,7 +132,7 @@ async def test_calls_whose_message_never_comes_hold_nothing_others_need() -> Non
         codes = []
         for call in half_open:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await asyncio.wait_for(call, 5)
+                await asyncio.wait_for(call, 6)
             codes.append(caught.value.code())
         # The oldest made room for newer calls (the 300 beyond the 100 that may wait, and as many as the served
         # calls needed); the rest ended at their message deadline.

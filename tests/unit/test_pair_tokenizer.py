@@ -140,3 +140,40 @@ def test_longest_first_lengths_are_the_librarys() -> None:
                 joined = truncating.post_process(first, second, add_special_tokens=True)
                 kept_second = joined.sequence_ids.count(1)
                 assert longest_first(a, b, max_length - 3) == (len(joined.ids) - 3 - kept_second, kept_second)
+
+
+@pytest.mark.parametrize("max_length", [64, 20])
+def test_a_request_may_truncate_on_the_left_as_the_library_does(minilm_dir: Path, max_length: int) -> None:
+    # TEI's `truncation_direction: Left`: the same ids as the model's tokenizer with truncation_side="left".
+    tokenizer, hf = _pair_tokenizer(minilm_dir, max_length)
+    pairs = [*pairs_with_long_documents(8), ("q", "d")]
+    texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
+    batch = tokenizer.encode(texts, docs, truncation_side="left")
+    hf.truncation_side = "left"
+    reference = hf(texts, docs, padding=True, truncation="longest_first", max_length=max_length,
+                   return_tensors="np")
+    for name, expected in reference.items():
+        np.testing.assert_array_equal(batch.tensors[name], expected, err_msg=name)
+    right = tokenizer.encode(texts, docs)
+    assert not np.array_equal(right.tensors["input_ids"], batch.tensors["input_ids"])
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_max_document_tokens_cuts_each_document_first(minilm_dir: Path, side: str) -> None:
+    # Cohere's `max_tokens_per_doc`: each document keeps its first (left: last) N tokens, then pairs as usual.
+    tokenizer, hf = _pair_tokenizer(minilm_dir, 512)
+    pairs = [*pairs_with_long_documents(6), ("q", "short document")]
+    texts, docs = [a for a, _ in pairs], [b for _, b in pairs]
+    batch = tokenizer.encode(texts, docs, truncation_side=side, max_document_tokens=5)
+    for row, ((text, doc), end) in enumerate(zip(pairs, batch.document_end)):
+        own = hf(doc, add_special_tokens=False)["input_ids"]
+        kept = own[:5] if side == "right" else own[-5:]
+        ids = batch.tensors["input_ids"][row][batch.tensors["attention_mask"][row] == 1].tolist()
+        assert ids[-len(kept) - 1:-1] == kept
+        assert batch.num_tokens[row] == len(hf(text, add_special_tokens=False)["input_ids"]) + len(kept) + 3
+        if len(own) <= 5:
+            assert end == len(doc)
+        elif side == "right":
+            assert hf(doc[:end], add_special_tokens=False)["input_ids"] == kept
+        else:
+            assert hf(doc[end:], add_special_tokens=False)["input_ids"] == kept

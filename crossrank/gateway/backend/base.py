@@ -24,6 +24,17 @@ class ScoredPairs:
                            np.concatenate([p.document_end for p in parts]))
 
 
+@dataclass(frozen=True)
+class TokenCut:
+    """How a request wants over-long text cut, beyond the model's own rule."""
+
+    side: str = ""  # "left" or "right": the side over-long pairs lose tokens on ("" = the model's)
+    max_document_tokens: int = 0  # > 0: each document cut to its first this many tokens before pairing
+
+
+DEFAULT_CUT = TokenCut()
+
+
 class PairTooLongError(Exception):
     """With truncation off, pair `index` has `tokens` tokens, over the model's limit: refused before inference."""
 
@@ -45,11 +56,13 @@ class ScoringBackend(Protocol):
         ...
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "",
+                    cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
         """Scores pairs; splits them into pieces the model accepts. `texts` as one string is the first text of
         every pair (a rerank query), sent once. With `truncate` false a pair over the model's max length raises
         PairTooLongError before any inference; otherwise CrossrankError subclasses. `instruction` replaces the
-        model's own in its instruction slot ("" = the model's own)."""
+        model's own in its instruction slot ("" = the model's own). `cut` names the truncation side and a
+        per-document token limit."""
         ...
 
     async def close(self) -> None: ...

@@ -15,14 +15,16 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs
+from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, TokenCut
 from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError, ModelGoneError
 from crossrank.model_info import ModelInfo
 from crossrank.triton_contract import (
     ENSEMBLE_OUTPUTS,
     INSTRUCTION_PARAMETER,
+    MAX_DOCUMENT_TOKENS_PARAMETER,
     QUERY_PARAMETER,
     TRUNCATE_PARAMETER,
+    TRUNCATION_SIDE_PARAMETER,
     parse_too_long,
 )
 
@@ -98,18 +100,24 @@ class TritonBackend:
         return not missing
 
     async def score(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                    timeout: float | None, truncate: bool = True, instruction: str = "") -> ScoredPairs:
+                    timeout: float | None, truncate: bool = True, instruction: str = "",
+                    cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
         step = max(1, model.max_batch_size)
         results = await asyncio.gather(*(
             self._infer(model, texts if isinstance(texts, str) else texts[i:i + step], text_pairs[i:i + step],
-                        timeout, truncate, instruction, first=i)
+                        timeout, truncate, instruction, cut, first=i)
             for i in range(0, len(text_pairs), step)))
         return ScoredPairs.concatenate(results)
 
     async def _infer(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
-                     timeout: float | None, truncate: bool, instruction: str, first: int) -> ScoredPairs:
+                     timeout: float | None, truncate: bool, instruction: str, cut: TokenCut,
+                     first: int) -> ScoredPairs:
         """One piece of a request, whose pairs begin at the request's pair `first`."""
-        parameters: dict[str, str | bool] = {}
+        parameters: dict[str, str | bool | int] = {}
+        if cut.side:
+            parameters[TRUNCATION_SIDE_PARAMETER] = cut.side
+        if cut.max_document_tokens:
+            parameters[MAX_DOCUMENT_TOKENS_PARAMETER] = cut.max_document_tokens
         if isinstance(texts, str):
             # The query travels once, as a request parameter the ensemble forwards to its tokenizer; the
             # `text` rows stay empty (4 bytes each instead of a copy of the query per document).

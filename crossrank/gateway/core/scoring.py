@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from crossrank.gateway.backend.base import PairTooLongError, ScoredPairs, ScoringBackend
-from crossrank.gateway.core import activation, chunking, validation
+from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, ScoringBackend, TokenCut
+from crossrank.gateway.core import activation, chunking, exact_head, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.validation import Limits
@@ -28,6 +28,8 @@ _REFRESH_INTERVAL_S = 1.0
 class Usage:
     pairs: int
     tokens: int
+    # Documents re-scored with the fp32 encoder for the exact head (0 for models served without it).
+    rescored: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class RerankQuery:
     chunk_long_documents: bool = False
     max_chunks_per_document: int = 0  # 0 = the server's default
     instruction: str = ""  # "" = the model's own
+    cut: TokenCut = DEFAULT_CUT  # truncation side and per-document token limit
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class ClassifyQuery:
     truncate: bool = True
     timeout: float | None = None
     instruction: str = ""  # "" = the model's own
+    cut: TokenCut = DEFAULT_CUT  # truncation side
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,10 @@ class CrossEncoderCore:
         self._refreshed_at = time.monotonic()
         return models
 
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
     def model_names(self) -> Collection[str]:
         """The models known from the last refresh (served ones only)."""
         return self._models.keys()
@@ -136,6 +144,7 @@ class CrossEncoderCore:
 
     async def rerank(self, query: RerankQuery) -> RerankOutcome:
         validation.validate_rerank(query.query, query.documents, query.top_n, self._limits)
+        validation.token_cut(query.cut, query.chunk_long_documents)
         max_chunks = validation.chunks_per_document(query.max_chunks_per_document, self._limits)
         model = await self.resolve(query.model)
         if model.task is not Task.RERANK:
@@ -146,14 +155,19 @@ class CrossEncoderCore:
         # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
         # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
         scored = await self._score(model, query.query, list(query.documents), query.timeout,
-                                   query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction)
+                                   query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction,
+                                   query.cut)
         usage = self._usage(model, scored)
         if query.chunk_long_documents:
             scored, extra = await self._best_chunks(model, query, scored, max_chunks)
             usage = Usage(usage.pairs + extra.pairs, usage.tokens + extra.tokens)
+        if model.exact_head:
+            scored, rescored = await self._exact_head(model, query, scored, max_chunks)
+            usage = replace(usage, rescored=rescored)
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)[:, 0]
-        order = np.argsort(-scores, kind="stable")
+        order = (exact_head.order(scored.logits[:, 0]) if model.exact_head
+                 else np.argsort(-scores, kind="stable"))
         if query.top_n:
             order = order[: query.top_n]
         results = []
@@ -163,6 +177,26 @@ class CrossEncoderCore:
             results.append(RankedDocument(int(i), float(scores[i]), document if query.return_documents else None,
                                           seen if seen < len(document) else None))
         return RerankOutcome(model.name, tuple(results), usage, inference_ms)
+
+    async def _exact_head(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
+                          max_chunks: int) -> tuple[ScoredPairs, int]:
+        """Re-scores with the fp32 encoder the documents that may be in fp32's top k (exact_head.py) and
+        returns every document's logits (fp32's for those) and how many it re-scored."""
+        fast = scored.logits[:, 0]
+        picked = exact_head.window(fast, exact_head.head_size(query.top_n, fast.size), model.head_delta)
+        if not picked.size:
+            return scored, 0
+        fp32 = replace(model, name=model.exact_model)
+        documents = [query.documents[i] for i in picked]
+        # The same tokenizer as the fast pass, which already refused any over-long pair.
+        exact = await self._score(fp32, query.query, documents, query.timeout,
+                                  query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction,
+                                  query.cut)
+        if query.chunk_long_documents:  # a best chunk's fp32 logit is within delta of its fast one too
+            exact, _ = await self._best_chunks(fp32, replace(query, documents=documents), exact, max_chunks)
+        logits, ends = scored.logits.copy(), scored.document_end.copy()
+        logits[picked], ends[picked] = exact.logits, exact.document_end
+        return ScoredPairs(logits, scored.num_tokens, ends), int(picked.size)
 
     async def _best_chunks(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
                            max_chunks: int) -> tuple[ScoredPairs, Usage]:
@@ -193,11 +227,12 @@ class CrossEncoderCore:
 
     async def classify(self, query: ClassifyQuery) -> ClassifyOutcome:
         validation.validate_classify(query.pairs, self._limits)
+        validation.token_cut(query.cut, False)
         model = await self.resolve(query.model)
         validation.instruction(query.instruction, model.name, model.accepts_instruction, self._limits)
         started = time.perf_counter()
         scored = await self._score(model, [a for a, _ in query.pairs], [b for _, b in query.pairs], query.timeout,
-                                   query.truncate, "inputs[{}]", query.instruction)
+                                   query.truncate, "inputs[{}]", query.instruction, query.cut)
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)
         results = []
@@ -209,10 +244,12 @@ class CrossEncoderCore:
 
     async def _score(self, model: ModelInfo, texts: str | list[str], text_pairs: list[str],
                      timeout: float | None, truncate: bool = True, field_template: str = "",
-                     instruction: str = "") -> ScoredPairs:
+                     instruction: str = "", cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
         started = time.perf_counter()
         try:
-            return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction)
+            if cut == DEFAULT_CUT:  # the common call, in the shape every backend takes
+                return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction)
+            return await self._backend.score(model, texts, text_pairs, timeout, truncate, instruction, cut)
         except PairTooLongError as exc:  # refused by the tokenizer, before the encoder ran
             raise InvalidArgumentError(
                 f"pair {exc.index} has {exc.tokens} tokens, over the model's limit of {model.max_length}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from crossrank.gateway.backend.base import TokenCut
 from crossrank.gateway.core.errors import InvalidArgumentError
 
 
@@ -71,3 +72,17 @@ def validate_classify(pairs: Sequence[tuple[str, str]], limits: Limits) -> None:
     for i, (text, text_pair) in enumerate(pairs):
         require_text(text, f"inputs[{i}].text", limits)
         require_text(text_pair, f"inputs[{i}].text_pair", limits)
+
+
+def token_cut(cut: TokenCut, chunking: bool) -> None:
+    """A request's truncation side and per-document token limit (`TokenCut`)."""
+    if cut.side not in ("", "left", "right"):
+        raise InvalidArgumentError(f"the truncation side must be left or right, got {cut.side!r}",
+                                   "INVALID_TRUNCATION", "truncation_direction")
+    if cut.max_document_tokens < 0:
+        raise InvalidArgumentError(f"max_tokens_per_doc must be positive, got {cut.max_document_tokens}",
+                                   "INVALID_FIELD", "max_tokens_per_doc")
+    if chunking and cut.side == "left":
+        # Chunks follow a document from its start; keeping its end instead contradicts that.
+        raise InvalidArgumentError("long_documents CHUNK reads documents from their start; it cannot be combined "
+                                   "with left truncation", "INVALID_TRUNCATION", "truncation_direction")

@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from crossrank.gateway.core.admission import Reservation
 from crossrank.gateway.core.errors import CrossrankError, ErrorCode, MalformedRequestError
 from crossrank.gateway.core.pipeline import RequestPipeline, request_id
+from crossrank.gateway.transport import tei
 from crossrank.gateway.transport.grpc_receive import WaitingCalls, receive_message
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ access_log = logging.getLogger("crossrank.access")
 ERROR_DOMAIN = "crossrank.dev"
 REQUEST_ID_KEY = "x-request-id"
 SERVICE_PREFIX = "/crossrank.v1."
+TEI_PREFIX = "/tei.v1."  # TEI's API (tei_grpc.py): the same pipeline, TEI's status codes
 MAX_MESSAGE_CHARS = 2048
-# The one place where the core's error codes become gRPC status codes.
+# The one place where the core's error codes become gRPC status codes (TEI's services: tei.TEI_GRPC_STATUS).
 GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
@@ -48,7 +50,7 @@ GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
 }
 
 
-def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
+def to_status(error: CrossrankError, request_id: str, code: grpc.StatusCode | None = None) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN,
                                        metadata={"request_id": request_id})
     details = [info]
@@ -64,14 +66,26 @@ def to_status(error: CrossrankError, request_id: str) -> status_pb2.Status:
     # Status and message travel in trailing metadata, whose size gRPC limits (16 KiB): a message that could
     # overflow it would turn the answer into RESOURCE_EXHAUSTED; errors echo client strings only shortened.
     message = error.message if len(error.message) <= MAX_MESSAGE_CHARS else error.message[:MAX_MESSAGE_CHARS] + "..."
-    return status_pb2.Status(code=GRPC_STATUS[error.code].value[0], message=message, details=packed)
+    return status_pb2.Status(code=(code or GRPC_STATUS[error.code]).value[0], message=message, details=packed)
 
 
 def _pairs(request: Any) -> int:
-    for name in ("documents", "inputs"):
+    for name in ("documents", "texts", "inputs"):
         if hasattr(request, name):
-            return len(getattr(request, name))
+            value = getattr(request, name)
+            return 1 if isinstance(value, str) else len(value)
     return 0
+
+
+def _usage(response: Any) -> tuple[int, int]:
+    """(pairs scored, tokens) of a response: crossrank's `usage`, or TEI's `metadata`."""
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        return usage.pairs, usage.tokens
+    metadata = getattr(response, "metadata", None)
+    if metadata is not None:
+        return len(getattr(response, "ranks", None) or [None]), metadata.compute_tokens
+    return 0, 0
 
 
 class _Undecodable:
@@ -116,10 +130,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
+        if handler is None or handler.unary_unary is None or not method.startswith((SERVICE_PREFIX, TEI_PREFIX)):
             return handler
         inner = handler.unary_unary
         short = method.rsplit("/", 1)[-1]
+        if method.startswith(TEI_PREFIX):
+            short = "Tei" + short  # its own metrics label: tei.v1's Rerank is not crossrank.v1's
+        code_for = tei.tei_grpc_code if method.startswith(TEI_PREFIX) else None
 
         async def guarded(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             metadata = context.invocation_metadata() or ()
@@ -145,12 +162,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                         raise MalformedRequestError()
                     response = await inner(request, context)
                     call.model = getattr(response, "model", "") or call.model
-                    usage = getattr(response, "usage", None)
-                    if usage is not None:
-                        call.scored_pairs, call.tokens = usage.pairs, usage.tokens
+                    call.scored_pairs, call.tokens = _usage(response)
                     return response
             except CrossrankError as exc:
-                await context.abort_with_status(rpc_status.to_status(to_status(exc, rid)))
+                code = code_for(exc) if code_for else None
+                await context.abort_with_status(rpc_status.to_status(to_status(exc, rid, code)))
             except Exception as exc:
                 if code_of(exc):  # grpc's own abort: it stands
                     raise

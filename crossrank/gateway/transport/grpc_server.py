@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from crossrank.gateway.core.pipeline import RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
+from crossrank.gateway.transport import tei_grpc
 from crossrank.gateway.transport.grpc_interceptor import ErrorInterceptor
 from crossrank.gateway.transport.grpc_servicer import CrossEncoderServicer
 
@@ -26,22 +27,24 @@ _NO_REUSEPORT = ("grpc.so_reuseport", 0)
 
 def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: RequestPipeline,
                  message_timeout_s: float = 60.0, max_waiting: int = 1024,
-                 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+                 max_in_flight: int = 0) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`message_timeout_s`: how long a call may take to deliver its request message; `max_waiting`: how many
     calls may wait for theirs at once (see grpc_receive). No gRPC-wide concurrent-call limit: admission bounds
     the calls that have arrived, and a limit counting calls still waiting for their message would let those
-    shut out everyone, health checks included."""
+    shut out everyone, health checks included. TEI's `tei.v1` API is served beside crossrank's (tei_grpc.py);
+    `max_in_flight` is what its Info reports."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(pipeline, message_timeout_s, max_waiting)],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes), _NO_REUSEPORT],
     )
     pb_grpc.add_CrossEncoderServiceServicer_to_server(CrossEncoderServicer(core), server)
+    tei_grpc.add_to_server(server, core, max_in_flight)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server)
+        (SERVICE_NAME, *tei_grpc.SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
     return server, health_servicer
 
 

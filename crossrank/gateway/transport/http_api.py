@@ -1,8 +1,9 @@
 """HTTP rerank endpoint in the Cohere / Jina / vLLM shape, for LangChain, LlamaIndex, Haystack and Open WebUI.
 
-`POST /v1/rerank` and `POST /v2/rerank` take `{model, query, documents, top_n, return_documents, raw_scores,
-instruction}` (documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index,
-relevance_score, document?, scored_chars?}], usage, meta}`.
+`POST /v1/rerank` and `POST /v2/rerank` take the request declared in cohere_http.py (`{model, query,
+documents, top_n, return_documents, max_tokens_per_doc, max_chunks_per_doc, raw_scores, instruction}`,
+documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score,
+document?, scored_chars?}], usage, meta}`.
 It runs every call through the same request pipeline as gRPC (API keys, admission,
 metrics, access log) and the same core, so no rule exists twice. The body must be JSON (415 otherwise) and
 arrive within the read deadline (408, `http_body`); a body over `limits.max_message_bytes` is 413; the
@@ -11,6 +12,7 @@ deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in s
 `limits.http_header_timeout_s` of opening or of its last response. Every error, the framework's own
 included, comes in one JSON shape (`http_errors`). With `tls.*` set it is served over the same TLS (mutual
 TLS included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
+The TEI-compatible routes (`tei_http.py`) are served beside these, through the same `HttpApi.run`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from crossrank.gateway.core.admission import Reservation
 from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError
-from crossrank.gateway.core.pipeline import RequestPipeline, request_id
-from crossrank.gateway.core.scoring import CrossEncoderCore, RerankQuery
-from crossrank.gateway.transport.http_body import ReadLimits, decode_json, read_body, require_json, require_unicode
+from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
+from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
+from crossrank.gateway.transport import declarations, openapi
+from crossrank.gateway.transport.cohere_http import (
+    FOREIGN_FIELDS,
+    ApiError,
+    BilledUnits,
+    CohereMeta,
+    CohereRerankRequest,
+    CohereRerankResponse,
+    CohereResult,
+    CohereUsage,
+    DocumentText,
+)
+from crossrank.gateway.transport.http_body import ReadLimits, decode_json, require_json
+from crossrank.gateway.transport.http_body import read_body as read_body_of
 from crossrank.gateway.transport.http_errors import (
     JsonErrorRunner,
     call_status,
@@ -34,34 +51,23 @@ from crossrank.gateway.transport.http_errors import (
     from_error,
     json_errors,
 )
+from crossrank.gateway.transport.openapi import Operation
 
 logger = logging.getLogger(__name__)
 
+_ERROR_STATUSES = {400: "Bad input, naming its field", 401: "Missing or wrong API key", 404: "Unknown model",
+                   408: "The body did not arrive within the read deadline", 413: "Body over limits.max_message_bytes",
+                   415: "The body is not JSON", 429: "At capacity; retry with backoff",
+                   503: "The models are not ready", 504: "The deadline passed"}
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
 
-def _field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise InvalidArgumentError(f"{name} must be a {kind.__name__}", "INVALID_FIELD", name)
-    return require_unicode(value, name) if isinstance(value, str) else value
+class HealthBody(BaseModel):
+    status: Literal["SERVING", "NOT_SERVING"]
 
-
-def _documents(body: dict[str, Any]) -> list[str]:
-    raw = body.get("documents")
-    if not isinstance(raw, list):
-        raise InvalidArgumentError("documents must be a list of strings or {\"text\": ...} objects",
-                                   "INVALID_FIELD", "documents")
-    documents = []
-    for i, item in enumerate(raw):
-        text = item.get("text") if isinstance(item, dict) else item
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"documents[{i}] must be a string or {{\"text\": string}}",
-                                       "INVALID_FIELD", f"documents[{i}]")
-        documents.append(require_unicode(text, f"documents[{i}]"))
-    return documents
+T = TypeVar("T")
+# What a route does once its call is admitted: (its record, its JSON body or None for a GET, its deadline).
+Handler = Callable[[Call, "dict[str, Any] | None", float], Awaitable[T]]
 
 
 def _timeout(request: web.Request, body: dict[str, Any], default: float) -> float:
@@ -75,74 +81,126 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
                                        "X-Request-Timeout") from None
     if asked is None:
         return default
-    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not float(asked) > 0:
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not asked > 0:
         raise InvalidArgumentError("the timeout must be a positive number of seconds", "INVALID_FIELD",
                                    "timeout_s")
-    return min(float(asked), default)
+    try:
+        return min(float(asked), default)
+    except OverflowError:  # an integer beyond every float: longer than the default anyway
+        return default
 
 
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
-                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, read_timeout_s: float = 10.0,
-                 min_read_bytes_per_s: float = 1024 * 1024, header_timeout_s: float = 75.0) -> None:
-        self._core = core
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, max_in_flight: int = 0,
+                 read_timeout_s: float = 10.0, min_read_bytes_per_s: float = 1024 * 1024,
+                 header_timeout_s: float = 75.0) -> None:
+        self.core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
         self._read = ReadLimits(max_body_bytes, read_timeout_s, min_read_bytes_per_s)
         self._timeout_s = timeout_s
         self.header_timeout_s = header_timeout_s
+        self.max_in_flight = max_in_flight  # requests scored at once (admission), for TEI's /info
+        self._document: dict[str, Any] = {}
+
+    def operations(self) -> list[Operation]:
+        """Every route, as the router registers it and the OpenAPI document describes it."""
+        from crossrank.gateway.transport import tei_http
+
+        cohere = {200: ("Results, best first", CohereRerankResponse),
+                  **{status: (text, ApiError) for status, text in _ERROR_STATUSES.items()}}
+        summary = "Rerank documents against a query ({} shape; Jina, vLLM and Infinity send the same)"
+        return [
+            Operation("POST", "/v1/rerank", self.rerank, "rerankV1", summary.format("Cohere v1"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            Operation("POST", "/v2/rerank", self.rerank, "rerankV2", summary.format("Cohere v2"), "Cohere-compatible",
+                      CohereRerankRequest, cohere),
+            *tei_http.TeiRoutes(self).operations(),
+            Operation("GET", "/health", self.health, "health", "Whether the models are ready", "Server",
+                      responses={200: ("Serving", HealthBody), 503: ("Not serving yet (or any more)", HealthBody)}),
+            Operation("GET", "/openapi.json", self.openapi, "openapi", "This document", "Server",
+                      responses={200: ("The OpenAPI 3.1 document", dict[str, Any])}),
+            Operation("GET", "/docs", self.docs, "docs", "A browsable page of this document", "Server",
+                      responses={200: ("The page", str), 503: ("swagger-ui-py is not installed", ApiError)}),
+        ]
 
     def app(self) -> web.Application:
+        # The body is read (and its size capped) by http_body; the middleware gives the router's refusals the
+        # API's error shape.
         application = web.Application(client_max_size=self._read.max_bytes, middlewares=[json_errors])
-        application.router.add_post("/v1/rerank", self.rerank)
-        application.router.add_post("/v2/rerank", self.rerank)
-        application.router.add_get("/health", self.health)
+        operations = self.operations()
+        for operation in operations:
+            application.router.add_route(operation.method, operation.path, operation.handler)
+        self._document = openapi.document(operations)
+        assets = openapi.assets_directory()
+        if assets is not None:
+            application.router.add_static(openapi.ASSETS, assets)
         return application
 
-    async def health(self, request: web.Request) -> web.Response:
-        ready = bool(self._ready())
-        return web.json_response({"status": "SERVING" if ready else "NOT_SERVING"}, status=200 if ready else 503)
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._document)
 
-    async def rerank(self, request: web.Request) -> web.Response:
-        rid = request_id(request.headers.get("x-request-id"))
+    async def docs(self, request: web.Request) -> web.Response:
+        if openapi.assets_directory() is None:
+            rid = request_id(request.headers.get("x-request-id"))
+            return web.json_response({
+                "message": "the /docs page needs the swagger-ui-py package (pip install swagger-ui-py); "
+                           "/openapi.json serves the document", "reason": "DOCS_UNAVAILABLE", "request_id": rid,
+                "field_violations": []}, status=503)
+        return web.Response(text=openapi.DOCS_PAGE.format(assets=openapi.ASSETS), content_type="text/html")
+
+    async def run(self, request: web.Request, method: str, rid: str, handle: Handler[T],
+                  read_body: bool = True) -> T:
+        """One call through the shared pipeline: API key, the body received (JSON only, under the read
+        deadline, its bytes counted by admission as they arrive), admission, the body parsed as a JSON object,
+        the deadline (header `X-Request-Timeout` or field `timeout_s`, capped by `limits.http_timeout_s`),
+        metrics and the access log. `handle` does the route's work; a `CrossrankError` from any step propagates
+        for the route's own error shape."""
         metadata = [("authorization", request.headers.get("Authorization", ""))]
         received: list[bytes] = []
 
         async def receive(reservation: Reservation) -> None:
-            require_json(request.headers.get("Content-Type"))
-            received.append(await read_body(request, reservation, self._read))
+            if read_body:
+                require_json(request.headers.get("Content-Type"))
+                received.append(await read_body_of(request, reservation, self._read))
 
+        async with self._pipeline.call(method, rid, metadata, receive=receive, status_of=call_status) as call:
+            body = decode_json(received.pop()) if read_body else None  # parsed only once admitted
+            timeout = _timeout(request, body or {}, self._timeout_s)
+            try:
+                return await asyncio.wait_for(handle(call, body, timeout), timeout)
+            except asyncio.TimeoutError:
+                raise DeadlineError() from None
+
+    async def health(self, request: web.Request) -> web.Response:
+        ready = bool(self._ready())
+        body = HealthBody(status="SERVING" if ready else "NOT_SERVING")
+        return web.json_response(body.model_dump(), status=200 if ready else 503)
+
+    async def _cohere_rerank(self, call: Call, body: dict[str, Any] | None, timeout: float) -> RerankOutcome:
+        asked = declarations.validate(CohereRerankRequest, body, FOREIGN_FIELDS)
+        query = asked.query_for(timeout)
+        call.model, call.pairs = query.model, len(query.documents)
+        outcome = await self.core.rerank(query)
+        call.model = outcome.model
+        call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
+        return outcome
+
+    async def rerank(self, request: web.Request) -> web.Response:
+        rid = request_id(request.headers.get("x-request-id"))
+        headers = {"x-request-id": rid}
         try:
-            async with self._pipeline.call(METHOD, rid, metadata, receive=receive, status_of=call_status) as call:
-                body = decode_json(received.pop())  # parsed only once admitted, as gRPC messages are
-                call.model = _field(body, "model", str, "")
-                timeout = _timeout(request, body, self._timeout_s)
-                query = RerankQuery(
-                    model=call.model, query=_field(body, "query", str, ""),
-                    documents=_documents(body), top_n=_field(body, "top_n", int, 0),
-                    return_documents=_field(body, "return_documents", bool, False),
-                    raw_scores=_field(body, "raw_scores", bool, False), timeout=timeout,
-                    instruction=_field(body, "instruction", str, ""))
-                call.pairs = len(query.documents)
-                try:
-                    outcome = await asyncio.wait_for(self._core.rerank(query), timeout)
-                except asyncio.TimeoutError:
-                    raise DeadlineError() from None
-                call.model = outcome.model
-                call.scored_pairs, call.tokens = outcome.usage.pairs, outcome.usage.tokens
-            results = []
-            for r in outcome.results:
-                item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
-                if r.document is not None:
-                    item["document"] = {"text": r.document}
-                if r.scored_chars is not None:
-                    item["scored_chars"] = r.scored_chars
-                results.append(item)
-            return web.json_response({
-                "id": rid, "model": outcome.model, "results": results,
-                "usage": {"pairs": outcome.usage.pairs, "total_tokens": outcome.usage.tokens},
-                "meta": {"billed_units": {"search_units": 1}},
-            }, headers={"x-request-id": rid})
+            outcome = await self.run(request, METHOD, rid, self._cohere_rerank)
+            answer = CohereRerankResponse(
+                id=rid, model=outcome.model,
+                results=[CohereResult(index=r.index, relevance_score=r.score, scored_chars=r.scored_chars,
+                                      document=None if r.document is None else DocumentText(text=r.document))
+                         for r in outcome.results],
+                usage=CohereUsage(pairs=outcome.usage.pairs, total_tokens=outcome.usage.tokens,
+                                  rescored=outcome.usage.rescored),
+                meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
+            return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:
             return from_error(exc, rid)
         except Exception:  # logged with its traceback by the pipeline

@@ -5,8 +5,8 @@ The deadline: the first 64 KiB must arrive within `timeout_s` of the start, and 
 instead of holding its connection and memory; a body with or without a declared length alike. Every piece is
 counted against admission's byte bound as it arrives (`Reservation.take`), never the length the client
 declares. Decoding refuses what Python's json would raise on beyond JSON syntax (nesting deeper than the
-recursion limit, integers over 4,300 digits) and, in the fields the API reads, lone surrogates, which no
-UTF-8 text can hold.
+recursion limit, integers over 4,300 digits) and lone surrogates anywhere in the body, which no UTF-8 text
+can hold.
 """
 
 from __future__ import annotations
@@ -94,12 +94,24 @@ def decode_json(raw: bytes) -> dict[str, Any]:
         raise InvalidArgumentError("the body is not valid JSON", "MALFORMED_REQUEST") from None
     if not isinstance(body, dict):
         raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
+    _require_unicode(body)
     return body
 
 
-def require_unicode(text: str, field_path: str) -> str:
-    """`text` if it holds no lone surrogate (JSON's "\\ud800" escape): such a string has no UTF-8 form."""
-    if not text.isascii() and _SURROGATE.search(text):
-        raise InvalidArgumentError(f"{field_path} holds a lone surrogate (\\ud800-\\udfff), which is not text",
-                                   "MALFORMED_REQUEST", field_path)
-    return text
+def _require_unicode(body: dict[str, Any]) -> None:
+    """Refuses a string anywhere in `body` with a lone surrogate (JSON's "\\ud800" escape): such a string has
+    no UTF-8 form, so it could reach neither the log nor Triton. Iterative: the depth JSON allows (near
+    Python's recursion limit) must not overflow the check itself."""
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                raise InvalidArgumentError(f"{path or 'a key'} holds a lone surrogate (\\ud800-\\udfff), which is "
+                                           "not text", "MALFORMED_REQUEST", path or None)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append(("", key))
+                stack.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
