@@ -73,13 +73,13 @@ class RequestPipeline:
 
     @contextlib.asynccontextmanager
     async def call(self, method: str, request_id: str, metadata: Sequence[tuple[str, str | bytes]] | None,
-                   code_of: Callable[[BaseException], str | None] | None = None, size: int = 0,
+                   code_of: Callable[[BaseException], str | None] | None = None,
                    receive: Callable[[Reservation], Awaitable[None]] | None = None,
                    status_of: Callable[[Call], int] | None = None) -> AsyncIterator[Call]:
         """Checks the API key, receives the request (`receive`, which takes its bytes in the reservation as
-        they arrive; or `size`: a request already whole), admits the call; yields its record; logs and counts it
-        however it ends. `code_of` lets the transport name the code of an exception of its own (a status
-        already set); `status_of` gives the transport's own status for the access log (HTTP's)."""
+        they arrive), admits the call; yields its record; logs and counts it however it ends. `code_of` lets the
+        transport name the code of an exception of its own (a status already set); `status_of` gives the
+        transport's own status for the access log (HTTP's)."""
         started = time.perf_counter()
         arrived_at.set(started)
         queued_ms.set(0.0)
@@ -90,8 +90,6 @@ class RequestPipeline:
             self._api_keys.check(metadata)
             if receive is not None:
                 await receive(reservation)
-            else:
-                reservation.take(size)
             if self._metrics:
                 self._metrics.in_flight.inc()
                 counted = True
