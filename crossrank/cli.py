@@ -16,6 +16,7 @@ from typing import Any
 
 from crossrank import log_format
 from crossrank import settings as settings_module
+from crossrank.triton_contract import AUTO
 
 DEFAULT_TARGET = "localhost:50051"
 
@@ -36,7 +37,7 @@ def _export(args: argparse.Namespace) -> int:
                 trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
                 encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
                 layout=args.layout, prompt=args.prompt, score_token=args.score_token,
-                prefix_reuse=args.prefix_reuse), progress)
+                prefix_reuse=args.prefix_reuse, exact_head=args.exact_head), progress)
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -48,7 +49,11 @@ def _export(args: argparse.Namespace) -> int:
           f"{info.max_length}, {info.engine}/{info.precision}) to {args.repository}; largest logit difference "
           f"to PyTorch {report.max_abs_diff:.2e} over {report.pairs_checked} pairs")
     if report.agreement is not None:
-        print(f"{info.precision} against fp32: {report.agreement.summary()}")
+        print(f"{info.precision}{' with the exact head' if info.exact_head else ''} against fp32: "
+              f"{report.agreement.summary()}")
+    if report.head_bound is not None:
+        print(f"exact head: fp32 re-scores each rerank's head (served as {info.exact_model}); "
+              f"{report.head_bound.summary()}")
     return 0
 
 
@@ -131,7 +136,8 @@ def _client_call(args: argparse.Namespace) -> int:
                 models = client.list_models()
                 rows = [asdict(m) for m in models]
                 table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
-                          f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
+                          f"{m.engine}/{m.precision}" + (" + exact head" if m.exact_head else ""), m.source[:50])
+                         for m in models]
                 header = ("model", "task", "max_len", "engine", "source")
     except (OSError, ValueError) as exc:  # an unreadable or malformed --documents-file
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)
@@ -171,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="served model name")
     p.add_argument("--repository", type=Path, default=Path("model_repository"),
                    help="the Triton model repository to write the three models into (default model_repository)")
-    p.add_argument("--engine", default="auto",
+    p.add_argument("--engine", default=AUTO,
                    help="auto (default: chosen with the precision), onnx-python, torch-python; onnxruntime, "
                         "tensorrt (Triton's native backends: the NGC Triton image, not the bundled one)")
-    p.add_argument("--precision", default="auto",
+    p.add_argument("--precision", default=AUTO,
                    help="auto (default: measures what this machine runs well and keeps the fastest that ranks "
                         "like fp32); fp32 (exact: 1e-4 parity); int8 (onnx-python, onnxruntime); bf16, fp16 "
                         "(torch-python, fp16 on a GPU); fp16 (onnxruntime and tensorrt, on a GPU)")
@@ -190,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.add_argument("--encoder-instances", type=int, default=1,
                    help="python-backend encoder instances in Triton (2 on a GPU overlaps host work with kernels)")
-    p.add_argument("--layout", default="auto",
+    p.add_argument("--layout", default=AUTO,
                    choices=["auto", "sentence-transformers", "qwen3-reranker", "bge-gemma", "mxbai-rerank-v2"],
                    help="causal-LM rerankers: how a pair is laid out (auto: a chat template with query and "
                         "document roles is sentence-transformers', a Gemma without one bge-reranker-v2-gemma's; "
@@ -207,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
                    help="causal-LM rerankers on torch-python: compute every pair whole instead of running a "
                         "request's shared prefix (instruction, query) once")
+    p.add_argument("--exact-head", choices=["auto", "on", "off"], default="auto",
+                   help="serve a reduced precision with its fp32 encoder beside it, re-scoring each rerank's head "
+                        "so that top_n is fp32's, order and scores (docs/models.md). auto (default): a candidate "
+                        "of --precision auto, timed and chosen only where faster; on: with a named reduced "
+                        "precision; off: never")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)",

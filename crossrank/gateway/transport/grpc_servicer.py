@@ -83,6 +83,6 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         return pb.ListModelsResponse(models=[
             pb.ModelInfo(name=m.name, task=_TASKS[m.task], labels=list(m.labels), max_length=m.max_length,
                          engine=m.engine, precision=m.precision, source=m.source, is_default=m.name == default,
-                         default_instruction=m.instruction, accepts_instruction=m.accepts_instruction,
+                         default_instruction=m.default_instruction, accepts_instruction=m.accepts_instruction,
                          exact_head=m.exact_head, head_delta=m.head_delta)
             for m in models])
