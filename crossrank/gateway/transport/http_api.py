@@ -55,6 +55,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MESSAGE_TOO_LARGE: 413, ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499,
     ErrorCode.INTERNAL: 500, ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
 }
+# Retry-After (seconds) on 429 and 503: both are retryable, and a backend restart takes a few seconds.
+RETRY_AFTER_S = "1"
 _ERROR_STATUSES = {400: "Bad input, naming its field", 401: "Missing or wrong API key", 404: "Unknown model",
                    413: "Body over limits.max_message_bytes", 429: "At capacity; retry with backoff",
                    503: "The models are not ready", 504: "The deadline passed"}
@@ -202,10 +204,13 @@ class HttpApi:
                 meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
             return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:
+            status = HTTP_STATUS[exc.code]
+            if status in (429, 503):  # retryable: say when (a stub or Triton restart takes a few seconds)
+                headers["Retry-After"] = RETRY_AFTER_S
             return web.json_response({
                 "message": exc.message, "reason": exc.reason, "request_id": rid,
                 "field_violations": [{"field": v.field, "description": v.description} for v in exc.violations],
-            }, status=HTTP_STATUS[exc.code], headers=headers)
+            }, status=status, headers=headers)
         except Exception:  # logged with its traceback by the pipeline
             return web.json_response({"message": f"internal error (request id {rid})", "reason": "INTERNAL",
                                       "request_id": rid}, status=500, headers=headers)
