@@ -13,6 +13,8 @@ help:
 	@echo "make serve       set up .venv and start crossrank (Triton + gateway on :50051); ARGS='--port 6000'"
 	@echo "make test        set up .venv and run the whole test suite"
 	@echo "make soak        soak test (CROSSRANK_SOAK_SECONDS, default 180) against the real gateway and Triton"
+	@echo "make chaos       chaos soak: the soak's load while stubs are killed, Triton paused, clients stall"
+	@echo "                 (CROSSRANK_CHAOS_SECONDS, default 120; CROSSRANK_CHAOS_REPORT=file.json for the figures)"
 	@echo "make bench       side-by-side benchmark (bench/results/); make bench-quick: under two minutes"
 	@echo "make lint        ruff, mypy, buf lint, generated-code staleness, hadolint, kustomize + kubernetes-validate"
 	@echo "make clients     build the JavaScript, Go and Java clients (make client-toolchains installs their tools)"
@@ -35,7 +37,7 @@ serve: setup
 	$(VENV)/bin/crossrank serve $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak --ignore=tests/docker
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak --ignore=tests/chaos --ignore=tests/docker
 
 # Toolchains for the JavaScript, Go and Java clients (Debian packages; needs root). Only what is missing is
 # installed: a Node.js that came with the machine (with its own npm) is kept, since Debian's npm conflicts
@@ -67,6 +69,14 @@ clients: setup
 SOAK_SECONDS = $(or $(CROSSRANK_SOAK_SECONDS),180)
 soak: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider -o timeout=$$(( $(SOAK_SECONDS) + 900 )) tests/soak
+
+# The soak's mixed load while a fault is applied every 30 s in turn (a stub killed, Triton paused 10 s, a
+# stalled HTTP upload, 400 half-open gRPC calls): every answer correct or a retryable refusal, service back
+# within 30 s of each fault, memory flat, nothing left after SIGTERM. CROSSRANK_CHAOS_SECONDS sets the length.
+CHAOS_SECONDS = $(or $(CROSSRANK_CHAOS_SECONDS),120)
+.PHONY: chaos
+chaos: setup
+	$(PY) -m pytest -q -s -p no:cacheprovider -o timeout=$$(( $(CHAOS_SECONDS) + 900 )) tests/chaos
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit tests/integration

@@ -16,6 +16,7 @@ from typing import Any
 
 from crossrank import log_format
 from crossrank import settings as settings_module
+from crossrank.triton_contract import AUTO
 
 DEFAULT_TARGET = "localhost:50051"
 
@@ -171,10 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="served model name")
     p.add_argument("--repository", type=Path, default=Path("model_repository"),
                    help="the Triton model repository to write the three models into (default model_repository)")
-    p.add_argument("--engine", default="auto",
+    p.add_argument("--engine", default=AUTO,
                    help="auto (default: chosen with the precision), onnx-python, torch-python; onnxruntime, "
                         "tensorrt (Triton's native backends: the NGC Triton image, not the bundled one)")
-    p.add_argument("--precision", default="auto",
+    p.add_argument("--precision", default=AUTO,
                    help="auto (default: measures what this machine runs well and keeps the fastest that ranks "
                         "like fp32); fp32 (exact: 1e-4 parity); int8 (onnx-python, onnxruntime); bf16, fp16 "
                         "(torch-python, fp16 on a GPU); fp16 (onnxruntime and tensorrt, on a GPU)")
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizer model instances in Triton (one CPU core each; raise on GPU hosts)")
     p.add_argument("--encoder-instances", type=int, default=1,
                    help="python-backend encoder instances in Triton (2 on a GPU overlaps host work with kernels)")
-    p.add_argument("--layout", default="auto",
+    p.add_argument("--layout", default=AUTO,
                    choices=["auto", "sentence-transformers", "qwen3-reranker", "bge-gemma", "mxbai-rerank-v2"],
                    help="causal-LM rerankers: how a pair is laid out (auto: a chat template with query and "
                         "document roles is sentence-transformers', a Gemma without one bge-reranker-v2-gemma's; "

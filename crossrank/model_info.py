@@ -43,10 +43,22 @@ class ModelInfo:
     precision: str
     source: str
     max_batch_size: int
-    # The default instruction of a layout with an instruction slot (Qwen3-Reranker's), "" for none.
-    instruction: str = ""
+    # The instruction a layout with an instruction slot uses when a request gives none (Qwen3-Reranker's), "" for
+    # none; a request's own instruction replaces it.
+    default_instruction: str = ""
     # Whether a request may set an instruction: the layout has a slot (mxbai-rerank-v2's has no default).
     accepts_instruction: bool = False
+    # The exact head (docs/models.md): the ensemble of the fp32 encoder served beside this reduced-precision
+    # one ("" = none), and the bound on |fast logit - fp32 logit| that export measured (safety factor
+    # included) over `head_samples` pairs.
+    exact_model: str = ""
+    head_delta: float = 0.0
+    head_samples: int = 0
+
+    @property
+    def exact_head(self) -> bool:
+        """Whether reranks re-score their head with the fp32 encoder."""
+        return bool(self.exact_model)
 
     def to_parameters(self) -> dict[str, str]:
         """Serializes into Triton config parameters (string values only)."""
@@ -58,8 +70,11 @@ class ModelInfo:
             f"{PARAMETER_PREFIX}engine": self.engine,
             f"{PARAMETER_PREFIX}precision": self.precision,
             f"{PARAMETER_PREFIX}source": self.source,
-            f"{PARAMETER_PREFIX}instruction": self.instruction,
+            f"{PARAMETER_PREFIX}instruction": self.default_instruction,  # the key export has always written
             f"{PARAMETER_PREFIX}accepts_instruction": "true" if self.accepts_instruction else "false",
+            f"{PARAMETER_PREFIX}exact_model": self.exact_model,
+            f"{PARAMETER_PREFIX}head_delta": repr(self.head_delta),
+            f"{PARAMETER_PREFIX}head_samples": str(self.head_samples),
         }
 
     @classmethod
@@ -78,7 +93,10 @@ class ModelInfo:
             precision=get.get("precision", ""),
             source=get.get("source", ""),
             max_batch_size=max_batch_size,
-            instruction=get.get("instruction", ""),
+            default_instruction=get.get("instruction", ""),
             # exports from before the flag: a slot always had a default instruction
             accepts_instruction=get.get("accepts_instruction") == "true" or bool(get.get("instruction")),
+            exact_model=get.get("exact_model", ""),  # exports from before the exact head: none
+            head_delta=float(get.get("head_delta") or 0.0),
+            head_samples=int(get.get("head_samples") or 0),
         )

@@ -11,7 +11,7 @@ import numpy as np
 from crossrank.export.samples import ranking_lists
 
 # Below this, rankings change enough that export warns loudly.
-MIN_SPEARMAN = 0.99
+WARN_BELOW_SPEARMAN = 0.99
 
 
 @dataclass(frozen=True)

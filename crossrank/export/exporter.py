@@ -12,7 +12,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from crossrank.export import causal_layouts, encoder_build, engines, precision, 
 from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
 from crossrank.export.progress import Progress
-from crossrank.export.reference import cross_encoder_logits, reference_logits, same_tokens_as
+from crossrank.export.reference import TokenMismatchError, cross_encoder_logits, reference_logits, same_tokens_as
 from crossrank.export.samples import sample_pairs
 from crossrank.export.triton_repository import write_models
 from crossrank.model_info import Activation, ModelInfo, Task
@@ -60,9 +60,11 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    source: str
-    name: str
-    repository: Path
+    # Every option is recorded in the export's stamp (stamp.py) unless marked NOT_STAMPED: the source has its
+    # own entry, and where the export is written and under which name say nothing about what it holds.
+    source: str = field(metadata=stamp.NOT_STAMPED)
+    name: str = field(metadata=stamp.NOT_STAMPED)
+    repository: Path = field(metadata=stamp.NOT_STAMPED)
     engine: str = EngineName.ONNX_PYTHON
     precision: str = Precision.FP32
     max_length: int | None = None
@@ -319,7 +321,8 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         else _activation(config, num_labels), max_length=_sequence_limit(tokenizer, settings),
         engine=candidates[0].engine,
         precision=candidates[0].precision, source=options.source_label or options.source,
-        max_batch_size=options.max_batch_size, instruction=settings.framed.instruction if settings.framed else "",
+        max_batch_size=options.max_batch_size,
+        default_instruction=settings.framed.instruction if settings.framed else "",
         accepts_instruction=settings.framed is not None or bool(settings.prompt and settings.prompt.instruction_format),
     )
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
@@ -338,7 +341,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         if loaded.cross_encoder is not None:
             try:
                 same_tokens_as(loaded.cross_encoder, pair_tokenizer)
-            except AssertionError as exc:
+            except TokenMismatchError as exc:
                 raise ExportError(f"{options.source}: {exc}") from exc
 
         def build(candidate: precision.Candidate) -> engines.BuiltEncoder:
@@ -387,12 +390,8 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
                 shutil.copy2(tokenizer_dir / name, target / name)
 
         recorded = stamp.make(options.source, path, {
-            "engine": options.engine, "precision": options.precision, "served": f"{info.engine} {info.precision}",
-            "max_length": options.max_length, "max_batch_size": options.max_batch_size,
-            "tokenizer_instances": options.tokenizer_instances, "encoder_instances": options.encoder_instances,
-            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch"), "layout": options.layout,
-            "prompt": options.prompt, "score_token": options.score_token,
-            "trust_remote_code": options.trust_remote_code, "prefix_reuse": options.prefix_reuse})
+            **stamp.recorded_options(options), "served": f"{info.engine} {info.precision}",
+            "tokens_per_batch": built.spec.parameters.get("tokens_per_batch")})  # the width served
         with progress.step("writing the models"):
             write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
                          lambda directory: stamp.write(directory, recorded))
@@ -430,7 +429,7 @@ def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Ca
                  if fp32_rate and trial.candidate.precision != Precision.FP32 else "")
         verdict = ("the reference" if agreement is None else
                    f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
-                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.MIN_SPEARMAN} / "
+                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.CHOOSE_MIN_SPEARMAN} / "
                    f"{precision.MIN_TOP10_OVERLAP})")
         logger.info("auto: %s measured %.0f pairs/s%s, %s", candidate, trial.pairs_per_s, ratio, verdict)
     chosen = precision.choose(trials)
@@ -523,7 +522,7 @@ Reference = Callable[[Sequence[tuple[str, str]]], np.ndarray]
 
 def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built: engines.BuiltEncoder,
                      info: ModelInfo, warn: bool = True) -> Agreement:
-    from crossrank.gateway.core.activation import apply
+    from crossrank.activation import apply
 
     def exported(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         batch = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs])
@@ -532,10 +531,10 @@ def _check_agreement(reference: Reference, pair_tokenizer: PairTokenizer, built:
     logger.info("%s: measuring ranking agreement with fp32", info.precision)
     result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], exported)
     logger.info("%s against fp32: %s", info.precision, result.summary())
-    if warn and result.spearman < agreement_module.MIN_SPEARMAN:
+    if warn and result.spearman < agreement_module.WARN_BELOW_SPEARMAN:
         logger.warning("!!! %s export of %s ranks unlike fp32: Spearman %.4f < %.2f. Scores from this model "
                        "will reorder results; prefer fp32 for it. !!!", info.precision, info.name,
-                       result.spearman, agreement_module.MIN_SPEARMAN)
+                       result.spearman, agreement_module.WARN_BELOW_SPEARMAN)
     return result
 
 

@@ -18,7 +18,7 @@ from crossrank.triton_contract import AUTO, PYTHON_BACKEND_ENGINES, EngineName, 
 from crossrank.triton_models.host_cpu import has_bf16
 
 # The agreement bar a reduced precision must meet against fp32 to be chosen by `auto`.
-MIN_SPEARMAN = 0.999
+CHOOSE_MIN_SPEARMAN = 0.999
 MIN_TOP10_OVERLAP = 0.95
 # Sub-batch widths (padded tokens per encoder call) tried for the chosen candidate.
 CPU_WIDTHS = (256, 512, 768, 1024, 2048, 4096)
@@ -44,7 +44,7 @@ class Trial:
     def agrees(self) -> bool:
         if self.candidate.precision == Precision.FP32:
             return True
-        return (self.agreement is not None and self.agreement.spearman >= MIN_SPEARMAN
+        return (self.agreement is not None and self.agreement.spearman >= CHOOSE_MIN_SPEARMAN
                 and self.agreement.top10_overlap >= MIN_TOP10_OVERLAP)
 
 

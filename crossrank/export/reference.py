@@ -151,9 +151,14 @@ def cross_encoder_logits(encoder: Any, pairs: Sequence[tuple[str, str]]) -> np.n
         show_progress_bar=False))
 
 
+class TokenMismatchError(ValueError):
+    """crossrank's tokenizer does not give the reference's input ids; the message says for which pair."""
+
+
 def same_tokens_as(encoder: Any, pair_tokenizer: Any) -> None:
-    """Asserts that crossrank's tokenizer gives the CrossEncoder's own input ids (template, truncation, restored
-    suffix), on short pairs and on pairs over the max length: the layout is reproduced, not guessed."""
+    """Checks that crossrank's tokenizer gives the CrossEncoder's own input ids (template, truncation, restored
+    suffix), on short pairs and on pairs over the max length: the layout is reproduced, not guessed. Raises
+    TokenMismatchError (a real check: it holds under `python -O` too)."""
     limit = int(encoder.max_length)
     long_text = " ".join(f"word{i % 97} text" for i in range(limit))
     pairs = [("what is the capital of france", "Paris is the capital of France."), ("q", long_text),
@@ -165,6 +170,7 @@ def same_tokens_as(encoder: Any, pair_tokenizer: Any) -> None:
     for i, (row, kept) in enumerate(zip(ids, mask)):
         theirs = [t for t, m in zip(row, kept) if m]
         mine = [int(t) for t, m in zip(ours["input_ids"][i], ours["attention_mask"][i]) if m]
-        assert mine == theirs, (f"crossrank's tokenizer does not reproduce sentence-transformers' input ids (pair "
-                                f"{i}: {len(mine)} tokens here, {len(theirs)} there); for a causal LM, name its "
-                                "layout with --layout")
+        if mine != theirs:
+            raise TokenMismatchError(f"crossrank's tokenizer does not reproduce sentence-transformers' input ids "
+                                     f"(pair {i}: {len(mine)} tokens here, {len(theirs)} there); for a causal LM, "
+                                     "name its layout with --layout")

@@ -5,6 +5,8 @@ is exported again rather than served silently."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import json
 from pathlib import Path
@@ -20,7 +22,10 @@ STAMP_FILE = "crossrank_export.json"
 # causal-LM prompt outside the max length is not a cut), the ensemble says whether it accepts an instruction.
 # 4: the tokenizer refuses an over-long pair with Triton's INVALID_ARGUMENT code (triton_contract.py).
 EXPORT_FORMAT = 4
-_WHOLE_FILE_BYTES = 1 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
+_WHOLE_FILE_BYTES = 1 << 20
+# Marks an export option that the stamp leaves out (`field(metadata=NOT_STAMPED)`): every other one is recorded,
+# so an option added later is recorded without anyone remembering to.
+NOT_STAMPED = {"stamped": False}  # files up to this size are hashed whole; larger ones by size, head and tail
 
 
 def fingerprint(directory: Path) -> str:
@@ -38,6 +43,17 @@ def fingerprint(directory: Path) -> str:
                 handle.seek(-_WHOLE_FILE_BYTES, 2)
                 digest.update(handle.read())
     return digest.hexdigest()
+
+
+def recorded_options(options: Any) -> dict[str, Any]:
+    """The options dataclass's fields, as JSON values, but those marked NOT_STAMPED."""
+    recorded = {}
+    for option in dataclasses.fields(options):
+        if option.metadata.get("stamped", True):
+            value = getattr(options, option.name)
+            recorded[option.name] = value.value if isinstance(value, enum.Enum) else (
+                str(value) if isinstance(value, Path) else value)
+    return recorded
 
 
 def make(source: str, resolved: Path, options: dict[str, Any]) -> dict[str, Any]:

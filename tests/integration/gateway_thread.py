@@ -19,14 +19,14 @@ from tests.fakes import RERANKER, FakeBackend
 class GatewayThread:
     def __init__(self, *, api_keys: tuple[str, ...] = (), max_in_flight: int = 0, max_queue: int = 0,
                  max_inflight_bytes: int = 0, tls: tuple[str, str, str] = ("", "", ""),
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, max_documents: int = 50) -> None:
         self.backend = FakeBackend(delay_s=delay_s)
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.http_port = 0
         self.settings = Settings(
             host="127.0.0.1", port=0, http_port=0, metrics_port=-1, default_model=RERANKER.name,
-            max_documents=50, max_text_chars=1000, max_message_bytes=1024 * 1024, api_keys=api_keys,
+            max_documents=max_documents, max_text_chars=1000, max_message_bytes=1024 * 1024, api_keys=api_keys,
             tls_cert_file=tls[0], tls_key_file=tls[1], tls_client_ca_file=tls[2])
         if max_in_flight:  # else admission's defaults
             self.settings = replace(self.settings, max_in_flight=max_in_flight, max_queue=max_queue,
@@ -46,6 +46,7 @@ class GatewayThread:
         self.server, self.health = self.opened.server, self.opened.health
         self.port, self.http_port = self.opened.port, self.opened.http_port
         self.readiness = built.readiness  # what the HTTP /health answers
+        self.metrics = built.metrics
         await set_serving(self.health, True)
         self.readiness.serving = True
 

@@ -8,26 +8,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from crossrank.gateway.core.validation import Limits
-from tests.integration.http_thread import HttpThread
+from tests.integration.gateway_thread import GatewayThread
 from tests.integration.test_tei_http import call
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[HttpThread]:
-    thread = HttpThread(limits=Limits(max_documents=20, max_text_chars=10_000)).start()
+def http() -> Iterator[GatewayThread]:
+    thread = GatewayThread().start()
     yield thread
     thread.stop()
 
 
-def _scores(http: HttpThread, path: str, documents: list[str], **fields: object) -> list[float]:
+def _scores(http: GatewayThread, path: str, documents: list[str], **fields: object) -> list[float]:
     status, body, _ = call(http, path, {"query": "alpha", "documents": documents, **fields})
     assert status == 200, body
     return [r["relevance_score"] for r in sorted(body["results"], key=lambda r: r["index"])]
 
 
 @pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank"])
-def test_max_tokens_per_doc_cuts_each_document(http: HttpThread, path: str) -> None:
+def test_max_tokens_per_doc_cuts_each_document(http: GatewayThread, path: str) -> None:
     documents = ["beta gamma alpha", "alpha beta gamma"]
     whole = _scores(http, path, documents)
     cut = _scores(http, path, documents, max_tokens_per_doc=2)
@@ -36,7 +35,7 @@ def test_max_tokens_per_doc_cuts_each_document(http: HttpThread, path: str) -> N
     assert cut[0] < whole[0]  # its match lay past the cut
 
 
-def test_max_chunks_per_doc_scores_the_best_chunk(http: HttpThread) -> None:
+def test_max_chunks_per_doc_scores_the_best_chunk(http: GatewayThread) -> None:
     # The fake model sees 32 tokens (29 document words here); the match lies past them.
     document = "beta " * 40 + "alpha"
     start_only = _scores(http, "/v1/rerank", [document])
@@ -49,14 +48,14 @@ def test_max_chunks_per_doc_scores_the_best_chunk(http: HttpThread) -> None:
     ("truncate_prompt_tokens", 10, "max_tokens_per_doc"), ("truncation_direction", "Left", "POST /rerank"),
     ("texts", ["d"], "POST /rerank"), ("priority", 1, "arrival"),
 ])
-def test_another_apis_field_is_refused_by_name(http: HttpThread, field: str, value: object, advice: str) -> None:
+def test_another_apis_field_is_refused_by_name(http: GatewayThread, field: str, value: object, advice: str) -> None:
     status, body, _ = call(http, "/v2/rerank", {"query": "q", "documents": ["d"], field: value})
     assert (status, body["reason"]) == (400, "UNSUPPORTED_FIELD")
     assert field in body["message"] and advice in body["message"]
     assert body["field_violations"][0]["field"] == field
 
 
-def test_unknown_and_conflicting_fields_are_refused(http: HttpThread) -> None:
+def test_unknown_and_conflicting_fields_are_refused(http: GatewayThread) -> None:
     status, body, _ = call(http, "/v1/rerank", {"query": "q", "documents": ["d"], "top_nn": 2})
     assert (status, body["reason"], body["field_violations"][0]["field"]) == (400, "UNKNOWN_FIELD", "top_nn")
     status, body, _ = call(http, "/v1/rerank", {"query": "q", "documents": ["d"], "max_tokens_per_doc": 0})
@@ -68,7 +67,7 @@ def test_unknown_and_conflicting_fields_are_refused(http: HttpThread) -> None:
     assert status == 400 and body["field_violations"][0]["field"].startswith("documents[1]")
 
 
-def test_documented_fields_and_nulls_still_work(http: HttpThread) -> None:
+def test_documented_fields_and_nulls_still_work(http: GatewayThread) -> None:
     status, body, _ = call(http, "/v2/rerank", {
         "model": None, "query": "alpha", "documents": ["alpha", {"text": "beta", "id": "x"}], "top_n": None,
         "return_documents": True, "raw_scores": False, "instruction": None, "timeout_s": 5})

@@ -15,19 +15,19 @@ import jsonschema
 import pytest
 
 from crossrank.gateway.transport.openapi import ASSETS, assets_directory
-from tests.integration.http_thread import HttpThread
+from tests.integration.gateway_thread import GatewayThread
 from tests.integration.test_tei_http import call
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[HttpThread]:
-    thread = HttpThread().start()
+def http() -> Iterator[GatewayThread]:
+    thread = GatewayThread().start()
     yield thread
     thread.stop()
 
 
 @pytest.fixture(scope="module")
-def spec(http: HttpThread) -> dict[str, Any]:
+def spec(http: GatewayThread) -> dict[str, Any]:
     status, body, headers = call(http, "/openapi.json")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     return body  # type: ignore[no-any-return]
@@ -49,9 +49,9 @@ def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
     validate(spec)
 
 
-def test_every_route_is_in_the_document(http: HttpThread, spec: dict[str, Any]) -> None:
+def test_every_route_is_in_the_document(http: GatewayThread, spec: dict[str, Any]) -> None:
     routes = set()
-    for route in http.app.router.routes():
+    for route in http.opened.http_runner.app.router.routes():
         path = route.resource.canonical if route.resource else ""
         if route.method != "HEAD" and not path.startswith(ASSETS):
             routes.add((route.method.lower(), path))
@@ -73,7 +73,7 @@ def _request_schema(spec: dict[str, Any], path: str) -> dict[str, Any]:
     ("/v2/rerank", {"query": "q", "documents": ["a", {"text": "b"}], "max_tokens_per_doc": 5},
      {"query": "q", "documents": ["a"], "max_tokens_per_doc": 0}),
 ])
-def test_the_documented_schema_is_what_the_server_accepts(http: HttpThread, spec: dict[str, Any], path: str,
+def test_the_documented_schema_is_what_the_server_accepts(http: GatewayThread, spec: dict[str, Any], path: str,
                                                          good: dict[str, Any], bad: dict[str, Any]) -> None:
     schema = _request_schema(spec, path)
     jsonschema.Draft202012Validator(schema).validate(good)
@@ -89,15 +89,15 @@ def _chromium() -> str:
     return str(found)
 
 
-def test_docs_page_renders_every_operation_in_a_real_browser(http: HttpThread, spec: dict[str, Any]) -> None:
+def test_docs_page_renders_every_operation_in_a_real_browser(http: GatewayThread, spec: dict[str, Any]) -> None:
     if assets_directory() is None:
         _missing("swagger-ui-py, the /docs page's assets (pip install -r requirements/gateway.txt)")
-    with urllib.request.urlopen(f"{http.url}/docs", timeout=10) as response:
+    with urllib.request.urlopen(f"{http.http_url}/docs", timeout=10) as response:
         page = response.read().decode()
     assert "://" not in page  # no asset from the network: all under /docs/assets, from the package
     out = subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-         "--dump-dom", f"{http.url}/docs"], capture_output=True, text=True, timeout=120)
+         "--dump-dom", f"{http.http_url}/docs"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     dom = out.stdout
     assert "crossrank HTTP API" in dom

@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 from sentence_transformers import CrossEncoder
 
 from crossrank.cli import main
-from crossrank.export.agreement import MIN_SPEARMAN
+from crossrank.export.agreement import WARN_BELOW_SPEARMAN as MIN_SPEARMAN
 from crossrank.export.samples import ranking_lists
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
@@ -82,7 +82,7 @@ def test_auto_measures_what_the_machine_offers_and_serves_an_agreeing_candidate(
         minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         caplog: pytest.LogCaptureFixture) -> None:
     from crossrank.embedded_triton.model_setup import exported_models
-    from crossrank.export.precision import MIN_SPEARMAN as BAR
+    from crossrank.export.precision import CHOOSE_MIN_SPEARMAN as BAR
     from crossrank.export.precision import candidates
     from crossrank.triton_models.host_cpu import cpu_flags
 

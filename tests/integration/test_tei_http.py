@@ -11,22 +11,21 @@ from typing import Any
 
 import pytest
 
-from crossrank.gateway.core.validation import Limits
 from tests.fakes import NLI, fake_logits
-from tests.integration.http_thread import HttpThread
+from tests.integration.gateway_thread import GatewayThread
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[HttpThread]:
-    thread = HttpThread(limits=Limits(max_documents=5, max_text_chars=1000)).start()
+def http() -> Iterator[GatewayThread]:
+    thread = GatewayThread(max_documents=5).start()
     yield thread
     thread.stop()
 
 
-def call(http: HttpThread, path: str, body: Any = None, headers: dict[str, str] | None = None,
+def call(http: GatewayThread, path: str, body: Any = None, headers: dict[str, str] | None = None,
          ) -> tuple[int, Any, dict[str, str]]:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(f"{http.url}{path}", data=data, method="GET" if body is None else "POST",
+    request = urllib.request.Request(f"{http.http_url}{path}", data=data, method="GET" if body is None else "POST",
                                      headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -35,7 +34,7 @@ def call(http: HttpThread, path: str, body: Any = None, headers: dict[str, str] 
         return error.code, json.loads(error.read()), dict(error.headers)
 
 
-def test_rerank_answers_teis_shape_best_first(http: HttpThread) -> None:
+def test_rerank_answers_teis_shape_best_first(http: GatewayThread) -> None:
     texts = ["nothing here", "alpha beta", "alpha"]
     status, body, headers = call(http, "/rerank", {"query": "alpha beta", "texts": texts, "return_text": True})
     assert status == 200
@@ -48,7 +47,7 @@ def test_rerank_answers_teis_shape_best_first(http: HttpThread) -> None:
     assert body[0]["score"] == pytest.approx(fake_logits("alpha beta", "alpha beta", 1)[0])
 
 
-def test_truncation_direction_reaches_the_tokenizer(http: HttpThread) -> None:
+def test_truncation_direction_reaches_the_tokenizer(http: GatewayThread) -> None:
     for direction, side in (("Left", "left"), ("Right", "right"), ("left", "left")):
         status, _, _ = call(http, "/rerank", {"query": "q", "texts": ["d"], "truncation_direction": direction})
         assert status == 200
@@ -57,7 +56,7 @@ def test_truncation_direction_reaches_the_tokenizer(http: HttpThread) -> None:
     assert (status, body["error_type"]) == (422, "Validation") and "truncation_direction" in body["error"]
 
 
-def test_predict_takes_one_pair_or_a_batch_of_pairs(http: HttpThread) -> None:
+def test_predict_takes_one_pair_or_a_batch_of_pairs(http: GatewayThread) -> None:
     status, body, _ = call(http, "/predict", {"inputs": ["alpha", "alpha"], "model": NLI.name})
     assert status == 200 and isinstance(body[0], dict)
     assert sorted(p["label"] for p in body) == sorted(NLI.labels)
@@ -70,13 +69,14 @@ def test_predict_takes_one_pair_or_a_batch_of_pairs(http: HttpThread) -> None:
         assert (status, body["error_type"]) == (422, "Validation"), inputs
 
 
-def test_info_describes_the_default_model_or_the_named_one(http: HttpThread) -> None:
+def test_info_describes_the_default_model_or_the_named_one(http: GatewayThread) -> None:
     status, body, _ = call(http, "/info")
     assert status == 200
     assert body["model_id"] == "fake-reranker" and body["model_type"] == {
         "reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
     assert body["max_client_batch_size"] == 5 and body["max_input_length"] == 32 and body["auto_truncate"] is True
-    assert body["model_dtype"] == "float32" and body["max_concurrent_requests"] == 4 and body["version"]
+    assert body["model_dtype"] == "float32" and body["version"]
+    assert body["max_concurrent_requests"] == http.settings.max_in_flight
     status, body, _ = call(http, f"/info?model={NLI.name}")
     assert list(body["model_type"]) == ["classifier"] and len(body["model_type"]["classifier"]["id2label"]) == 3
 
@@ -93,20 +93,20 @@ def test_info_describes_the_default_model_or_the_named_one(http: HttpThread) -> 
     ("/rerank", b"{not json", 422, "Validation"),
     ("/predict", {"inputs": []}, 400, "Empty"),
 ])
-def test_errors_are_teis_shape_and_codes(http: HttpThread, path: str, payload: Any, status: int,
+def test_errors_are_teis_shape_and_codes(http: GatewayThread, path: str, payload: Any, status: int,
                                          error_type: str) -> None:
     got, body, headers = call(http, path, payload)
     assert (got, body["error_type"]) == (status, error_type), body
     assert set(body) == {"error", "error_type"} and body["error"] and headers["x-request-id"]
 
 
-def test_unknown_fields_are_named(http: HttpThread) -> None:
+def test_unknown_fields_are_named(http: GatewayThread) -> None:
     _, body, _ = call(http, "/rerank", {"query": "q", "texts": ["d"], "top_n": 3})
     assert body["error"] == "top_n is not a field of this request"
 
 
 def test_the_shared_pipeline_counts_and_guards_tei_calls() -> None:
-    guarded = HttpThread(api_keys=("secret",)).start()
+    guarded = GatewayThread(api_keys=("secret",)).start()
     try:
         status, body, _ = call(guarded, "/rerank", {"query": "q", "texts": ["d"]})
         assert (status, body["error_type"]) == (401, "Unauthorized")

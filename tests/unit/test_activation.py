@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from crossrank.gateway.core.activation import apply
+from crossrank.activation import apply
 from crossrank.model_info import Activation
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$crossrank/v1/crossrank_service.proto\x12\x0c\x63rossrank.v1\"\x96\x02\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\r\n\x05top_n\x18\x04 \x01(\x05\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nraw_scores\x18\x06 \x01(\x08\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.crossrank.v1.Truncation\x12\x33\n\x0elong_documents\x18\x08 \x01(\x0e\x32\x1b.crossrank.v1.LongDocuments\x12\x1f\n\x17max_chunks_per_document\x18\t \x01(\x05\x12\x13\n\x0binstruction\x18\n \x01(\t\"B\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"|\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cscored_chars\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0b\n\t_documentB\x0f\n\r_scored_chars\"&\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\x05\x12\x0e\n\x06tokens\x18\x02 \x01(\x03\"\x96\x01\n\x0eRerankResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.crossrank.v1.RerankResult\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12$\n\x06timing\x18\x04 \x01(\x0b\x32\x14.crossrank.v1.Timing\",\n\tPairInput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttext_pair\x18\x02 \x01(\t\"\xa0\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.PairInput\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12,\n\ntruncation\x18\x04 \x01(\x0e\x32\x18.crossrank.v1.Truncation\x12\x13\n\x0binstruction\x18\x05 \x01(\t\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"X\n\x0e\x43lassifyResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12(\n\x06scores\x18\x03 \x03(\x0b\x32\x18.crossrank.v1.LabelScore\"\x9a\x01\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.crossrank.v1.ClassifyResult\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12$\n\x06timing\x18\x04 \x01(\x0b\x32\x14.crossrank.v1.Timing\"\x13\n\x11ListModelsRequest\"\xe0\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0e\x32\x12.crossrank.v1.Task\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x12\n\nmax_length\x18\x04 \x01(\x05\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12\x11\n\tprecision\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x12\n\nis_default\x18\x08 \x01(\x08\x12\x1b\n\x13\x64\x65\x66\x61ult_instruction\x18\t \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pts_instruction\x18\n \x01(\x08\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.crossrank.v1.ModelInfo*[\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRUNCATION_LONGEST_FIRST\x10\x01\x12\x13\n\x0fTRUNCATION_NONE\x10\x02*f\n\rLongDocuments\x12\x1e\n\x1aLONG_DOCUMENTS_UNSPECIFIED\x10\x00\x12\x1b\n\x17LONG_DOCUMENTS_TRUNCATE\x10\x01\x12\x18\n\x14LONG_DOCUMENTS_CHUNK\x10\x02*@\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x0f\n\x0bTASK_RERANK\x10\x01\x12\x11\n\rTASK_CLASSIFY\x10\x02\x32\xf6\x01\n\x13\x43rossEncoderService\x12\x43\n\x06Rerank\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse\x12I\n\x08\x43lassify\x12\x1d.crossrank.v1.ClassifyRequest\x1a\x1e.crossrank.v1.ClassifyResponse\x12O\n\nListModels\x12\x1f.crossrank.v1.ListModelsRequest\x1a .crossrank.v1.ListModelsResponseB.\n\x10\x64\x65v.crossrank.v1P\x01Z\x18\x63rossrank/v1;crossrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$crossrank/v1/crossrank_service.proto\x12\x0c\x63rossrank.v1\"\x96\x02\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\r\n\x05top_n\x18\x04 \x01(\x05\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nraw_scores\x18\x06 \x01(\x08\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.crossrank.v1.Truncation\x12\x33\n\x0elong_documents\x18\x08 \x01(\x0e\x32\x1b.crossrank.v1.LongDocuments\x12\x1f\n\x17max_chunks_per_document\x18\t \x01(\x05\x12\x13\n\x0binstruction\x18\n \x01(\t\"B\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"|\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cscored_chars\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0b\n\t_documentB\x0f\n\r_scored_chars\"8\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\x05\x12\x0e\n\x06tokens\x18\x02 \x01(\x03\x12\x10\n\x08rescored\x18\x03 \x01(\x05\"\x96\x01\n\x0eRerankResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.crossrank.v1.RerankResult\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12$\n\x06timing\x18\x04 \x01(\x0b\x32\x14.crossrank.v1.Timing\",\n\tPairInput\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttext_pair\x18\x02 \x01(\t\"\xa0\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x03(\x0b\x32\x17.crossrank.v1.PairInput\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12,\n\ntruncation\x18\x04 \x01(\x0e\x32\x18.crossrank.v1.Truncation\x12\x13\n\x0binstruction\x18\x05 \x01(\t\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"X\n\x0e\x43lassifyResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12(\n\x06scores\x18\x03 \x03(\x0b\x32\x18.crossrank.v1.LabelScore\"\x9a\x01\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.crossrank.v1.ClassifyResult\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.crossrank.v1.Usage\x12$\n\x06timing\x18\x04 \x01(\x0b\x32\x14.crossrank.v1.Timing\"\x13\n\x11ListModelsRequest\"\x88\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04task\x18\x02 \x01(\x0e\x32\x12.crossrank.v1.Task\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x12\n\nmax_length\x18\x04 \x01(\x05\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12\x11\n\tprecision\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x12\n\nis_default\x18\x08 \x01(\x08\x12\x1b\n\x13\x64\x65\x66\x61ult_instruction\x18\t \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pts_instruction\x18\n \x01(\x08\x12\x12\n\nexact_head\x18\x0b \x01(\x08\x12\x12\n\nhead_delta\x18\x0c \x01(\x01\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.crossrank.v1.ModelInfo*[\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRUNCATION_LONGEST_FIRST\x10\x01\x12\x13\n\x0fTRUNCATION_NONE\x10\x02*f\n\rLongDocuments\x12\x1e\n\x1aLONG_DOCUMENTS_UNSPECIFIED\x10\x00\x12\x1b\n\x17LONG_DOCUMENTS_TRUNCATE\x10\x01\x12\x18\n\x14LONG_DOCUMENTS_CHUNK\x10\x02*@\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x0f\n\x0bTASK_RERANK\x10\x01\x12\x11\n\rTASK_CLASSIFY\x10\x02\x32\xf6\x01\n\x13\x43rossEncoderService\x12\x43\n\x06Rerank\x12\x1b.crossrank.v1.RerankRequest\x1a\x1c.crossrank.v1.RerankResponse\x12I\n\x08\x43lassify\x12\x1d.crossrank.v1.ClassifyRequest\x1a\x1e.crossrank.v1.ClassifyResponse\x12O\n\nListModels\x12\x1f.crossrank.v1.ListModelsRequest\x1a .crossrank.v1.ListModelsResponseB.\n\x10\x64\x65v.crossrank.v1P\x01Z\x18\x63rossrank/v1;crossrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,12 +32,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossrank.v1.crossrank_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.crossrank.v1P\001Z\030crossrank/v1;crossrankv1'
-  _globals['_TRUNCATION']._serialized_start=1533
-  _globals['_TRUNCATION']._serialized_end=1624
-  _globals['_LONGDOCUMENTS']._serialized_start=1626
-  _globals['_LONGDOCUMENTS']._serialized_end=1728
-  _globals['_TASK']._serialized_start=1730
-  _globals['_TASK']._serialized_end=1794
+  _globals['_TRUNCATION']._serialized_start=1591
+  _globals['_TRUNCATION']._serialized_end=1682
+  _globals['_LONGDOCUMENTS']._serialized_start=1684
+  _globals['_LONGDOCUMENTS']._serialized_end=1786
+  _globals['_TASK']._serialized_start=1788
+  _globals['_TASK']._serialized_end=1852
   _globals['_RERANKREQUEST']._serialized_start=55
   _globals['_RERANKREQUEST']._serialized_end=333
   _globals['_TIMING']._serialized_start=335
@@ -45,25 +45,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RERANKRESULT']._serialized_start=403
   _globals['_RERANKRESULT']._serialized_end=527
   _globals['_USAGE']._serialized_start=529
-  _globals['_USAGE']._serialized_end=567
-  _globals['_RERANKRESPONSE']._serialized_start=570
-  _globals['_RERANKRESPONSE']._serialized_end=720
-  _globals['_PAIRINPUT']._serialized_start=722
-  _globals['_PAIRINPUT']._serialized_end=766
-  _globals['_CLASSIFYREQUEST']._serialized_start=769
-  _globals['_CLASSIFYREQUEST']._serialized_end=929
-  _globals['_LABELSCORE']._serialized_start=931
-  _globals['_LABELSCORE']._serialized_end=973
-  _globals['_CLASSIFYRESULT']._serialized_start=975
-  _globals['_CLASSIFYRESULT']._serialized_end=1063
-  _globals['_CLASSIFYRESPONSE']._serialized_start=1066
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1220
-  _globals['_LISTMODELSREQUEST']._serialized_start=1222
-  _globals['_LISTMODELSREQUEST']._serialized_end=1241
-  _globals['_MODELINFO']._serialized_start=1244
-  _globals['_MODELINFO']._serialized_end=1468
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1470
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1531
-  _globals['_CROSSENCODERSERVICE']._serialized_start=1797
-  _globals['_CROSSENCODERSERVICE']._serialized_end=2043
+  _globals['_USAGE']._serialized_end=585
+  _globals['_RERANKRESPONSE']._serialized_start=588
+  _globals['_RERANKRESPONSE']._serialized_end=738
+  _globals['_PAIRINPUT']._serialized_start=740
+  _globals['_PAIRINPUT']._serialized_end=784
+  _globals['_CLASSIFYREQUEST']._serialized_start=787
+  _globals['_CLASSIFYREQUEST']._serialized_end=947
+  _globals['_LABELSCORE']._serialized_start=949
+  _globals['_LABELSCORE']._serialized_end=991
+  _globals['_CLASSIFYRESULT']._serialized_start=993
+  _globals['_CLASSIFYRESULT']._serialized_end=1081
+  _globals['_CLASSIFYRESPONSE']._serialized_start=1084
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1238
+  _globals['_LISTMODELSREQUEST']._serialized_start=1240
+  _globals['_LISTMODELSREQUEST']._serialized_end=1259
+  _globals['_MODELINFO']._serialized_start=1262
+  _globals['_MODELINFO']._serialized_end=1526
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1528
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1589
+  _globals['_CROSSENCODERSERVICE']._serialized_start=1855
+  _globals['_CROSSENCODERSERVICE']._serialized_end=2101
 # @@protoc_insertion_point(module_scope)

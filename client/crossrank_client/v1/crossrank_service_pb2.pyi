@@ -278,19 +278,26 @@ class Usage(_message.Message):
 
     PAIRS_FIELD_NUMBER: _builtins.int
     TOKENS_FIELD_NUMBER: _builtins.int
+    RESCORED_FIELD_NUMBER: _builtins.int
     pairs: _builtins.int
     """Pairs scored."""
     tokens: _builtins.int
     """Tokens the encoder processed, after truncation and special tokens."""
+    rescored: _builtins.int
+    """Documents re-scored with the fp32 encoder for the exact head (0 for a
+    model served without it): those whose fast score was within 2 x the
+    model's error bound of the top_n-th best (the 10th without top_n).
+    """
     def __init__(
         self,
         *,
         pairs: _builtins.int = ...,
         tokens: _builtins.int = ...,
+        rescored: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pairs", b"pairs", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pairs", b"pairs", "rescored", b"rescored", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -541,6 +548,8 @@ class ModelInfo(_message.Message):
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
     DEFAULT_INSTRUCTION_FIELD_NUMBER: _builtins.int
     ACCEPTS_INSTRUCTION_FIELD_NUMBER: _builtins.int
+    EXACT_HEAD_FIELD_NUMBER: _builtins.int
+    HEAD_DELTA_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name to put in a request's model field."""
     task: Global___Task.ValueType
@@ -563,6 +572,15 @@ class ModelInfo(_message.Message):
     """True when requests may set an instruction (the model's layout has an
     instruction slot); false: a request's instruction is refused.
     """
+    exact_head: _builtins.bool
+    """True when reranks get fp32's top_n (order and scores) at the speed of
+    the reduced precision: the head is re-scored with an fp32 encoder served
+    beside it (docs/models.md, "The exact head").
+    """
+    head_delta: _builtins.float
+    """The exact head's bound on |fast logit - fp32 logit|, measured at export
+    with a safety factor of 2; 0 without the exact head.
+    """
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Label names in logit order."""
@@ -580,10 +598,12 @@ class ModelInfo(_message.Message):
         is_default: _builtins.bool = ...,
         default_instruction: _builtins.str = ...,
         accepts_instruction: _builtins.bool = ...,
+        exact_head: _builtins.bool = ...,
+        head_delta: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_instruction", b"accepts_instruction", "default_instruction", b"default_instruction", "engine", b"engine", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_instruction", b"accepts_instruction", "default_instruction", b"default_instruction", "engine", b"engine", "exact_head", b"exact_head", "head_delta", b"head_delta", "is_default", b"is_default", "labels", b"labels", "max_length", b"max_length", "name", b"name", "precision", b"precision", "source", b"source", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

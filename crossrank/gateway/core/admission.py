@@ -59,10 +59,6 @@ class Limiter:
         self._admitted = 0
         self._bytes = 0
 
-    @property
-    def admitted_bytes(self) -> int:
-        return self._bytes
-
     @contextlib.asynccontextmanager
     async def admit(self, size: int = 0) -> AsyncIterator[None]:
         if self._admitted >= self._capacity:

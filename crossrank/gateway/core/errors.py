@@ -1,8 +1,8 @@
 """Errors the gateway core raises, with the core's own code enum: no transport lives here.
 
 Each transport maps `ErrorCode` to its own status in one table at its edge (`grpc_interceptor.GRPC_STATUS`,
-`http_api.HTTP_STATUS`). A new error kind is one class here; a new code is one member here plus one row in
-each table (a unit test checks that every code has both rows).
+`http_api.HTTP_STATUS`, `tei.TEI_HTTP`). A new error kind is one class here; a new code is one member here
+plus one row in each table (unit tests check that every code has a row in each).
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from crossrank import activation
 from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, ScoringBackend, TokenCut
-from crossrank.gateway.core import activation, chunking, validation
+from crossrank.gateway.core import chunking, exact_head, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.validation import Limits
@@ -28,6 +29,8 @@ _REFRESH_INTERVAL_S = 1.0
 class Usage:
     pairs: int
     tokens: int
+    # Documents re-scored with the fp32 encoder for the exact head (0 for models served without it).
+    rescored: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,13 @@ class CrossEncoderCore:
         if query.chunk_long_documents:
             scored, extra = await self._best_chunks(model, query, scored, max_chunks)
             usage = Usage(usage.pairs + extra.pairs, usage.tokens + extra.tokens)
+        if model.exact_head:
+            scored, rescored = await self._exact_head(model, query, scored, max_chunks)
+            usage = replace(usage, rescored=rescored)
         inference_ms = (time.perf_counter() - started) * 1000
         scores = self._scores(model, scored, query.raw_scores)[:, 0]
-        order = np.argsort(-scores, kind="stable")
+        order = (exact_head.order(scored.logits[:, 0]) if model.exact_head
+                 else np.argsort(-scores, kind="stable"))
         if query.top_n:
             order = order[: query.top_n]
         results = []
@@ -171,6 +178,26 @@ class CrossEncoderCore:
             results.append(RankedDocument(int(i), float(scores[i]), document if query.return_documents else None,
                                           seen if seen < len(document) else None))
         return RerankOutcome(model.name, tuple(results), usage, inference_ms)
+
+    async def _exact_head(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
+                          max_chunks: int) -> tuple[ScoredPairs, int]:
+        """Re-scores with the fp32 encoder the documents that may be in fp32's top k (exact_head.py) and
+        returns every document's logits (fp32's for those) and how many it re-scored."""
+        fast = scored.logits[:, 0]
+        picked = exact_head.window(fast, exact_head.head_size(query.top_n, fast.size), model.head_delta)
+        if not picked.size:
+            return scored, 0
+        fp32 = replace(model, name=model.exact_model)
+        documents = [query.documents[i] for i in picked]
+        # The same tokenizer as the fast pass, which already refused any over-long pair.
+        exact = await self._score(fp32, query.query, documents, query.timeout,
+                                  query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction,
+                                  query.cut)
+        if query.chunk_long_documents:  # a best chunk's fp32 logit is within delta of its fast one too
+            exact, _ = await self._best_chunks(fp32, replace(query, documents=documents), exact, max_chunks)
+        logits, ends = scored.logits.copy(), scored.document_end.copy()
+        logits[picked], ends[picked] = exact.logits, exact.document_end
+        return ScoredPairs(logits, scored.num_tokens, ends), int(picked.size)
 
     async def _best_chunks(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
                            max_chunks: int) -> tuple[ScoredPairs, Usage]:

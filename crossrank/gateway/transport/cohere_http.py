@@ -90,6 +90,8 @@ class CohereResult(BaseModel):
 class CohereUsage(BaseModel):
     pairs: int
     total_tokens: int
+    rescored: int = Field(0, description="crossrank: documents re-scored with the fp32 encoder for the exact "
+                          "head (0 for a model served without it)")
 
 
 class BilledUnits(BaseModel):

@@ -44,7 +44,7 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
 
 
 def _usage(usage: Usage) -> pb.Usage:
-    return pb.Usage(pairs=usage.pairs, tokens=usage.tokens)
+    return pb.Usage(pairs=usage.pairs, tokens=usage.tokens, rescored=usage.rescored)
 
 
 class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
@@ -83,5 +83,6 @@ class CrossEncoderServicer(pb_grpc.CrossEncoderServiceServicer):
         return pb.ListModelsResponse(models=[
             pb.ModelInfo(name=m.name, task=_TASKS[m.task], labels=list(m.labels), max_length=m.max_length,
                          engine=m.engine, precision=m.precision, source=m.source, is_default=m.name == default,
-                         default_instruction=m.instruction, accepts_instruction=m.accepts_instruction)
+                         default_instruction=m.default_instruction, accepts_instruction=m.accepts_instruction,
+                         exact_head=m.exact_head, head_delta=m.head_delta)
             for m in models])

@@ -200,7 +200,8 @@ class HttpApi:
                 results=[CohereResult(index=r.index, relevance_score=r.score, scored_chars=r.scored_chars,
                                       document=None if r.document is None else DocumentText(text=r.document))
                          for r in outcome.results],
-                usage=CohereUsage(pairs=outcome.usage.pairs, total_tokens=outcome.usage.tokens),
+                usage=CohereUsage(pairs=outcome.usage.pairs, total_tokens=outcome.usage.tokens,
+                                  rescored=outcome.usage.rescored),
                 meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
             return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:

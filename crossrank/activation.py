@@ -1,4 +1,7 @@
-"""Activations from logits to scores, with sentence-transformers' numerics (float32 throughout)."""
+"""Activations from logits to scores, with sentence-transformers' numerics (float32 throughout).
+
+Beside `model_info` (which names each model's activation) because both sides apply it: the gateway to what it
+serves, export to the reference scores it checks them against."""
 
 from __future__ import annotations
 
