@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# gRPC calls beyond admission's own bound that the server still takes (health checks, reflection, and the calls
-# admission refuses with its own reasons); past them gRPC refuses before reading the message.
-_SPARE_RPCS = 64
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -95,8 +92,11 @@ async def open_transports(settings: Settings, built: Core) -> Transports:
         except OSError as exc:
             address = f"{settings.host}:{settings.metrics_port}"
             raise StartupError(_cannot_listen(address, "metrics port", exc)) from None
+    # A gRPC message arrives whole or not at all, so its deadline is the read timeout plus the time the
+    # largest message takes at the floor rate; at most as many calls wait for theirs as admission admits.
+    message_timeout_s = settings.read_timeout_s + settings.max_message_bytes / settings.min_read_bytes_per_s
     server, health_servicer = build_server(built.core, settings.max_message_bytes, built.pipeline,
-                                           max_rpcs=settings.max_in_flight + settings.max_queue + _SPARE_RPCS,
+                                           message_timeout_s, max_waiting=settings.max_in_flight + settings.max_queue,
                                            max_in_flight=settings.max_in_flight)
     await set_serving(health_servicer, False)
     address = f"{settings.host}:{settings.port}"
@@ -124,7 +124,10 @@ async def open_transports(settings: Settings, built: Core) -> Transports:
             tls = (http_api.tls_context(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
                    if settings.tls_cert_file else None)
             api = http_api.HttpApi(built.core, built.pipeline, built.readiness, settings.max_message_bytes,
-                                   settings.http_timeout_s, max_in_flight=settings.max_in_flight)
+                                   settings.http_timeout_s, max_in_flight=settings.max_in_flight,
+                                   read_timeout_s=settings.read_timeout_s,
+                                   min_read_bytes_per_s=settings.min_read_bytes_per_s,
+                                   header_timeout_s=settings.http_header_timeout_s)
             opened.http_runner, opened.http_port = await http_api.start(api, settings.host, settings.http_port, tls)
         except OSError as exc:
             await server.stop(None)

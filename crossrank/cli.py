@@ -37,7 +37,7 @@ def _export(args: argparse.Namespace) -> int:
                 trust_remote_code=args.trust_remote_code, tokenizer_instances=args.tokenizer_instances,
                 encoder_instances=args.encoder_instances, tokens_per_batch=args.tokens_per_batch,
                 layout=args.layout, prompt=args.prompt, score_token=args.score_token,
-                prefix_reuse=args.prefix_reuse), progress)
+                prefix_reuse=args.prefix_reuse, exact_head=args.exact_head), progress)
     except (ExportError, UnsupportedEngineError) as exc:
         print(f"crossrank export: error: {exc}", file=sys.stderr)
         return 1
@@ -49,7 +49,11 @@ def _export(args: argparse.Namespace) -> int:
           f"{info.max_length}, {info.engine}/{info.precision}) to {args.repository}; largest logit difference "
           f"to PyTorch {report.max_abs_diff:.2e} over {report.pairs_checked} pairs")
     if report.agreement is not None:
-        print(f"{info.precision} against fp32: {report.agreement.summary()}")
+        print(f"{info.precision}{' with the exact head' if info.exact_head else ''} against fp32: "
+              f"{report.agreement.summary()}")
+    if report.head_bound is not None:
+        print(f"exact head: fp32 re-scores each rerank's head (served as {info.exact_model}); "
+              f"{report.head_bound.summary()}")
     return 0
 
 
@@ -132,7 +136,8 @@ def _client_call(args: argparse.Namespace) -> int:
                 models = client.list_models()
                 rows = [asdict(m) for m in models]
                 table = [(m.name + (" *" if m.is_default else ""), m.task, str(m.max_length),
-                          f"{m.engine}/{m.precision}", m.source[:50]) for m in models]
+                          f"{m.engine}/{m.precision}" + (" + exact head" if m.exact_head else ""), m.source[:50])
+                         for m in models]
                 header = ("model", "task", "max_len", "engine", "source")
     except (OSError, ValueError) as exc:  # an unreadable or malformed --documents-file
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)
@@ -208,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
                    help="causal-LM rerankers on torch-python: compute every pair whole instead of running a "
                         "request's shared prefix (instruction, query) once")
+    p.add_argument("--exact-head", choices=["auto", "on", "off"], default="auto",
+                   help="serve a reduced precision with its fp32 encoder beside it, re-scoring each rerank's head "
+                        "so that top_n is fp32's, order and scores (docs/models.md). auto (default): a candidate "
+                        "of --precision auto, timed and chosen only where faster; on: with a named reduced "
+                        "precision; off: never")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run the gateway (and, without --triton-url, the bundled Triton)",

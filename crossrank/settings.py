@@ -188,6 +188,25 @@ class Settings:
         "limits.http_timeout_s", 60.0, "HTTP requests' deadline in seconds, unless the request sets a shorter one.",
         details="Header X-Request-Timeout or field `timeout_s`; past it the request ends with 504. gRPC uses the "
                 "client's own deadline.")
+    read_timeout_s: float = setting(
+        "limits.read_timeout_s", 10.0,
+        "Seconds for the first 64 KiB of an HTTP body to arrive (408 READ_TIMEOUT beyond).", check=positive,
+        details="So that no slow or stalled client holds what others need. After the first 64 KiB the rest must "
+                "keep up limits.min_read_bytes_per_s on average. A gRPC call must deliver its request message "
+                "within read_timeout_s + max_message_bytes / min_read_bytes_per_s (42 s by default) or it ends "
+                "with DEADLINE_EXCEEDED (reason READ_TIMEOUT). Bytes count against max_inflight_bytes as they "
+                "arrive, never by a declared length, and a call takes a max_in_flight / max_queue slot only once "
+                "its request has arrived whole.")
+    min_read_bytes_per_s: int = setting(
+        "limits.min_read_bytes_per_s", 1024 * 1024,
+        "Floor rate, bytes per second, of an HTTP body after its first 64 KiB (408 READ_TIMEOUT below it).",
+        check=positive, details="An average since the body's start, with limits.read_timeout_s of slack.")
+    http_header_timeout_s: float = setting(
+        "limits.http_header_timeout_s", 75.0,
+        "Seconds an HTTP connection has to send a whole request head, after it opens or after its last response.",
+        check=positive,
+        details="Otherwise it is closed, so this is also how long an idle keep-alive connection stays open: keep "
+                "it above a load balancer's idle timeout (60 s on AWS ALB).")
     # tls
     tls_cert_file: str = setting(
         "tls.cert_file", "", "Server certificate (PEM); with tls.key_file, gRPC and HTTP use TLS.",

@@ -37,6 +37,8 @@ MODEL = "minilm-l6-defaults"
 MODEL_FP32 = "minilm-l6-fp32"
 MODEL_INT8 = "minilm-l6-int8"
 MODEL_BF16 = "minilm-l6-bf16"
+MODEL_EXACT = "minilm-l6-int8-exact-head"  # int8 with its fp32 encoder re-scoring the head
+HEAD = 10  # the top_n of the exact head's rows: a results page
 CEILING_BATCHES = (16, 32, 64, 128)
 SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C: 4 clients x 100)
     "full": {"A": 30, "B": 320, "C": 24},
@@ -47,15 +49,17 @@ SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C:
 def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str, str]]:
     """The stand-in's directory and the exports, {name: "engine precision"}."""
     model_dir = build_demo_model(cache / "demo-model-fitted")
-    wanted = [(MODEL, "auto", "auto"), (MODEL_FP32, "onnx-python", "fp32"), (MODEL_INT8, "onnx-python", "int8")]
+    wanted = [(MODEL, "auto", "auto", "auto"), (MODEL_FP32, "onnx-python", "fp32", "off"),
+              (MODEL_INT8, "onnx-python", "int8", "off"), (MODEL_EXACT, "onnx-python", "int8", "on")]
     if bf16:
-        wanted.append((MODEL_BF16, "torch-python", "bf16"))
-    for name, engine, precision in wanted:
+        wanted.append((MODEL_BF16, "torch-python", "bf16", "off"))
+    for name, engine, precision, exact_head in wanted:
         # exported again when missing or written by another crossrank (an older layout would not serve)
         if stamp.foreign_version(stamp.read(repository / name)) is not None:
             export(ExportOptions(source=str(model_dir), name=name, repository=repository, engine=engine,
-                                 precision=precision))
-    served = {m.name: f"{m.engine} {m.precision}" for m in exported_models(repository)}
+                                 precision=precision, exact_head=exact_head))
+    served = {m.name: f"{m.engine} {m.precision}" + (" + exact head" if m.exact_head else "")
+              for m in exported_models(repository)}
     return model_dir, served
 
 
@@ -153,8 +157,12 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         direct = TritonDirectSystem(url, MODEL)
         named = [ServedSystem(target, name, served_as[name]) for name in (MODEL_FP32, MODEL_INT8, MODEL_BF16)
                  if name in served_as]
+        # The head users read: fp32, the fast precision alone, the exact head and the defaults, at top_n 10.
+        heads = [ServedSystem(target, name, served_as[name], top_n=HEAD)
+                 for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT, MODEL_BF16) if name in served_as]
+        heads.append(ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})", top_n=HEAD))
         stack.push_async_callback(direct.close)
-        for client in (served, *named):
+        for client in (served, *named, *heads):
             stack.push_async_callback(client.close)
 
         cases = [_Case(st.name, "A", st.score, 0), _Case(ort_fp32.name, "A", ort_fp32.score, 0),
@@ -168,6 +176,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
                   _Case(served.name, "A", served.score, 1), _Case(served.name, "B", served.score, 16),
                   _Case(served.name, "C", served.score, 4),
                   *(_Case(system.name, "A", system.score, 1) for system in named),
+                  *(_Case(system.name, "A", system.score, 1) for system in heads),
                   # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
                   _Case(direct.name, "B-sequential", direct.score, 1),
                   _Case(served.name, "B-sequential", served.score, 1)]
@@ -176,6 +185,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
             for case in cases:
                 case_specs = specs["B"][:64] if case.scenario == "B-sequential" else specs[case.scenario]
                 await case.run(case_specs, first=round_ == 0)
+        extra["head"] = _head_figures(heads[0], heads[1:])
         extra["gateway_overhead_p50_ms_paired"] = await measure.paired_overhead_ms(
             direct.score, served.score, specs["B"][:64] * repeat)
         if peer is not None:
@@ -186,6 +196,19 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         extra["gateway_rss_mib"] = measure.rss_mib(process.pid)
         extra["triton_rss_mib"] = measure.rss_mib(triton.pid, with_children=True)
     return [measure.median_run(case.runs) for case in cases], extra
+
+
+def _head_figures(fp32: ServedSystem, others: list[ServedSystem]) -> dict[str, dict[str, float]]:
+    """Per system at top_n HEAD, over scenario A's requests: the fraction whose top 10 is served fp32's (same
+    documents, same order), and the documents re-scored with fp32 per request."""
+    figures = {}
+    for system in [fp32, *others]:
+        same = [system.heads[spec][0] == fp32.heads[spec][0] for spec in fp32.heads if spec in system.heads]
+        figures[system.name] = {
+            "top10_exact_vs_fp32": sum(same) / len(same) if same else float("nan"),
+            "rescored_per_request": (sum(r for _, r in system.heads.values()) / len(system.heads)
+                                     if system.heads else 0.0)}
+    return figures
 
 
 def _cpu_model() -> str:

@@ -107,6 +107,11 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"/ {served['pairs_per_s_full']:.0f}: {served['speedup']:.2f}x" if served else "")
                      + f"; scores differ by at most "
                        f"{max(r['max_score_difference'] for r in (reuse, served or reuse)):.1e}.")
+    if summary.get("head"):
+        lines += ["", "| scenario A at top_n 10: system | top 10 = served fp32's (share of requests) | "
+                      "re-scored with fp32 per request |", "|---|---:|---:|"]
+        lines += [f"| {name} | {figures['top10_exact_vs_fp32']:.3f} | {figures['rescored_per_request']:.1f} |"
+                  for name, figures in summary["head"].items()]
     if "infinity_max_abs_diff_to_sentence_transformers" in summary:
         lines.append(f"Infinity's raw scores differ from sentence-transformers' by at most "
                      f"{summary['infinity_max_abs_diff_to_sentence_transformers']:.1e} (same model), RSS "

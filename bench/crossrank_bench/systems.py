@@ -102,15 +102,22 @@ class OnnxRuntimeSystem:
 class ServedSystem:
     """crossrank's gateway over gRPC with the async Python client."""
 
-    def __init__(self, target: str, model: str = "", label: str = "") -> None:
+    def __init__(self, target: str, model: str = "", label: str = "", top_n: int = 0) -> None:
         from crossrank_client import AsyncCrossEncoderClient
 
-        self.name = "crossrank served" + (f" {label}" if label else "")
+        self.name = "crossrank served" + (f" {label}" if label else "") + (f", top_n {top_n}" if top_n else "")
         self._model = model
+        self._top_n = top_n
         self._client = AsyncCrossEncoderClient(target, timeout=300)
+        # With top_n: each request's head (document indices, in order) and documents re-scored with fp32.
+        self.heads: dict[RerankRequestSpec, tuple[tuple[int, ...], int]] = {}
 
     async def score(self, spec: RerankRequestSpec) -> Any:
-        return await self._client.rerank(spec.query, spec.documents, model=self._model, raw_scores=True)
+        response = await self._client.rerank(spec.query, spec.documents, model=self._model, raw_scores=True,
+                                             top_n=self._top_n)
+        if self._top_n:
+            self.heads[spec] = (tuple(r.index for r in response), response.usage.rescored)
+        return response
 
     async def close(self) -> None:
         await self._client.close()

@@ -29,7 +29,7 @@ def classify_request(pairs: Iterable[tuple[str, str]], model: str, raw_scores: b
 
 
 def _usage(usage: pb.Usage) -> types.Usage:
-    return types.Usage(pairs=usage.pairs, tokens=usage.tokens)
+    return types.Usage(pairs=usage.pairs, tokens=usage.tokens, rescored=usage.rescored)
 
 
 def _timing(response: pb.RerankResponse | pb.ClassifyResponse) -> types.Timing | None:
@@ -60,5 +60,6 @@ def models_response(response: pb.ListModelsResponse) -> list[types.ModelInfo]:
     return [types.ModelInfo(name=m.name, task=_TASKS.get(m.task, "unspecified"), labels=list(m.labels),
                             max_length=m.max_length, engine=m.engine, precision=m.precision, source=m.source,
                             is_default=m.is_default, default_instruction=m.default_instruction,
-                            accepts_instruction=m.accepts_instruction)
+                            accepts_instruction=m.accepts_instruction, exact_head=m.exact_head,
+                            head_delta=m.head_delta)
             for m in response.models]

@@ -22,6 +22,7 @@ class RerankResult:
 class Usage:
     pairs: int
     tokens: int
+    rescored: int = 0  # documents re-scored with fp32 for the exact head (models served with it)
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,5 @@ class ModelInfo:
     is_default: bool
     default_instruction: str = ""  # empty: the model uses none unless a request sets one, or takes none
     accepts_instruction: bool = False  # whether a request may set an instruction
+    exact_head: bool = False  # reranks get fp32's top_n, order and scores, re-scored beside a faster precision
+    head_delta: float = 0.0  # the exact head's bound on the fast encoder's logit error (0 without it)

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from crossrank.export import agreement as agreement_module
-from crossrank.export import causal_layouts, encoder_build, engines, precision, source, stamp, tuning
+from crossrank.export import causal_layouts, encoder_build, engines, head_rescoring, precision, source, stamp, tuning
 from crossrank.export import progress as progress_module
 from crossrank.export.agreement import Agreement
 from crossrank.export.progress import Progress
 from crossrank.export.reference import TokenMismatchError, cross_encoder_logits, reference_logits, same_tokens_as
 from crossrank.export.samples import sample_pairs
-from crossrank.export.triton_repository import write_models
+from crossrank.export.triton_repository import EXACT_SUFFIX, write_models
 from crossrank.model_info import Activation, ModelInfo, Task
 from crossrank.triton_contract import AUTO, EngineName, Precision
 from crossrank.triton_models.pair_tokenizer import (
@@ -86,6 +86,13 @@ class ExportOptions:
     # Causal-LM rerankers on torch-python: a request's shared prefix runs once (causal_lm_score.py); off
     # computes every pair whole (for comparison, or should a model's attention make reuse unsafe).
     prefix_reuse: bool = True
+    # The exact head (docs/models.md): a reduced precision served with its fp32 encoder re-scoring the head.
+    # auto: a candidate of --precision auto, off for a named precision; on: a named reduced precision gets
+    # it; off: never.
+    exact_head: str = AUTO
+
+
+EXACT_HEAD_CHOICES = (AUTO, "on", "off")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class ExportReport:
     max_abs_diff: float  # largest logit difference to PyTorch fp32 on the sample pairs
     pairs_checked: int
     agreement: Agreement | None = None  # ranking agreement with fp32, for reduced precisions
+    head_bound: head_rescoring.HeadBound | None = None  # the exact head's error bound, when served with it
 
 
 def _activation(config: object, num_labels: int) -> Activation:
@@ -274,14 +282,19 @@ def _resolve_engine(options: ExportOptions) -> str:
 
 
 def _candidates(options: ExportOptions) -> list[precision.Candidate]:
+    if options.exact_head not in EXACT_HEAD_CHOICES:
+        raise ExportError(f"--exact-head is one of {', '.join(EXACT_HEAD_CHOICES)} (got {options.exact_head})")
     if options.precision != AUTO:
         name = _resolve_engine(options)
         engines.get(name, options.precision)  # refuses an unknown engine or an unsupported precision
-        return [precision.Candidate(name, options.precision)]
+        if options.exact_head == "on" and options.precision == Precision.FP32:
+            raise ExportError("--exact-head on needs a reduced --precision (int8, bf16, fp16) or auto: fp32 is "
+                              "exact already")
+        return [precision.Candidate(name, options.precision, exact_head=options.exact_head == "on")]
     from crossrank.triton_models.host_cpu import cpu_flags
 
     try:
-        return precision.candidates(options.engine, cpu_flags(), _cuda())
+        return precision.candidates(options.engine, cpu_flags(), _cuda(), exact_head=options.exact_head != "off")
     except precision.PrecisionChoiceError as exc:
         raise ExportError(str(exc)) from exc
 
@@ -344,22 +357,40 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             except TokenMismatchError as exc:
                 raise ExportError(f"{options.source}: {exc}") from exc
 
+        encoders: dict[tuple[str, str], engines.BuiltEncoder] = {}
+
         def build(candidate: precision.Candidate) -> engines.BuiltEncoder:
-            logger.info("exporting the encoder (%s)", candidate)
+            """The encoder of `candidate`'s engine and precision, built once (the exact head reuses them)."""
+            key = (candidate.engine, candidate.precision)
+            if key in encoders:
+                return encoders[key]
+            logger.info("exporting the encoder (%s %s)", candidate.engine, candidate.precision)
             chosen = replace(options, engine=candidate.engine, precision=candidate.precision)
             try:
-                return engines.get(candidate.engine, candidate.precision).build(
+                encoders[key] = engines.get(candidate.engine, candidate.precision).build(
                     model, settings.model_input_names, num_labels, settings,
                     work / f"encoder-{candidate.engine}-{candidate.precision}", chosen, loaded.score_tokens,
                     info.max_length)
             except engines.UnsupportedEngineError as exc:
                 raise ExportError(str(exc)) from exc
+            return encoders[key]
 
+        if info.task is not Task.RERANK and any(c.exact_head for c in candidates):
+            if options.exact_head == "on":
+                raise ExportError(f"{options.source}: a {num_labels}-label classifier; the exact head re-scores "
+                                  "a rerank's head and needs a one-logit reranker")
+            candidates = [c for c in candidates if not c.exact_head]
+        exact: engines.BuiltEncoder | None = None  # the exact head's fp32 encoder
+        head: head_rescoring.HeadBound | None = None
         if len(candidates) > 1:
-            built, info, agreement = _choose(candidates, build, reference, pair_tokenizer, info, progress)
+            built, info, agreement, exact, head = _choose(candidates, build, reference, pair_tokenizer, info,
+                                                          progress)
         else:
             with progress.step(f"building the encoder ({candidates[0]})"):
                 built, agreement = build(candidates[0]), None
+                if candidates[0].exact_head:
+                    exact = build(precision.Candidate(candidates[0].engine, Precision.FP32))
+                    head = _head_bound(built, exact, pair_tokenizer)
         reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:
             logger.warning("%s: export checked the encoder in %s; %s scores are measured only where the engine "
@@ -369,10 +400,16 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
                                           float("inf") if reduced else options.tolerance)
         logger.info("parity: largest logit difference %.2e over %d pairs%s", diff, checked,
                     "" if reduced else f" (limit {options.tolerance:.0e})")
+        if exact is not None:
+            progress.plan(1)
+            with progress.step("parity of the exact head's fp32 encoder"):
+                exact_diff, _ = _check_parity(reference, pair_tokenizer, exact, options.tolerance)
+            logger.info("exact head: fp32 encoder parity %.2e (limit %.0e)", exact_diff, options.tolerance)
         if reduced and agreement is None:
             progress.plan(1)
             with progress.step(f"{info.precision} ranking against fp32"):
-                agreement = _check_agreement(reference, pair_tokenizer, built, info)
+                agreement = (_check_agreement(reference, pair_tokenizer, built, info) if exact is None or head is None
+                             else _check_head_agreement(reference, pair_tokenizer, built, exact, head.delta, info))
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend
@@ -384,6 +421,17 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             logger.info("sub-batch width: %s tokens (pairs/s by width: %s)", built.spec.parameters["tokens_per_batch"],
                         ", ".join(f"{w}: {r:.0f}" for w, r in rates.items()))
 
+        if exact is not None and head is not None:
+            # the fp32 encoder takes the fast one's sub-batch width: it scores a request's head, a few pairs
+            if "tokens_per_batch" in built.spec.parameters:
+                exact = tuning.with_width(exact, int(built.spec.parameters["tokens_per_batch"]))
+            # measured again as served (a dynamic-int8 sub-batch is quantized with its neighbours); the larger kept
+            served = _head_bound(built, exact, pair_tokenizer)
+            head = served if served.delta > head.delta else head
+            info = replace(info, exact_model=f"{info.name}{EXACT_SUFFIX}", head_delta=head.delta,
+                           head_samples=head.samples)
+            logger.info("exact head: %s", head.summary())
+
         def fill_tokenizer(target: Path) -> None:
             encoder_build.copy_triton_module(target, "tokenizer_model.py", "pair_tokenizer.py")
             for name in (TOKENIZER_FILE, SETTINGS_FILE):
@@ -394,10 +442,11 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             "tokens_per_batch": built.spec.parameters.get("tokens_per_batch")})  # the width served
         with progress.step("writing the models"):
             write_models(options.repository, info, built.spec, fill_tokenizer, options.tokenizer_instances,
-                         lambda directory: stamp.write(directory, recorded))
-    logger.info("wrote %s, %s_tokenizer, %s_encoder to %s (%s %s)", info.name, info.name, info.name,
-                options.repository, info.engine, info.precision)
-    return ExportReport(info, diff, checked, agreement)
+                         lambda directory: stamp.write(directory, recorded), exact.spec if exact else None)
+    logger.info("wrote %s, %s_tokenizer, %s_encoder%s to %s (%s %s%s)", info.name, info.name, info.name,
+                f", {info.exact_model}, {info.exact_model}_encoder" if info.exact_head else "", options.repository,
+                info.engine, info.precision, ", exact head" if info.exact_head else "")
+    return ExportReport(info, diff, checked, agreement, head)
 
 
 def _cuda() -> bool:
@@ -408,35 +457,78 @@ def _cuda() -> bool:
 
 def _choose(candidates: list[precision.Candidate], build: Callable[[precision.Candidate], engines.BuiltEncoder],
             reference: Reference, pair_tokenizer: PairTokenizer, info: ModelInfo,
-            progress: Progress = progress_module.OFF) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None]:
-    """`--precision auto`: builds and times every candidate, keeps the fastest that ranks like fp32."""
-    feeds = tuning.timing_feeds(pair_tokenizer)
+            progress: Progress = progress_module.OFF
+            ) -> tuple[engines.BuiltEncoder, ModelInfo, Agreement | None, engines.BuiltEncoder | None,
+                       head_rescoring.HeadBound | None]:
+    """`--precision auto`: builds every candidate, times it as a rerank of 1 query x 100 passages with top_n
+    10, and keeps the fastest that ranks like fp32 (`precision.Trial.agrees`). Returns the encoder, the
+    model's facts, the served ranking's agreement, and for the exact head its fp32 encoder and bound."""
+    feeds = head_rescoring.timing_feeds(pair_tokenizer)
+    fp32 = next(c for c in candidates if c.precision == Precision.FP32)  # the reference, measured first
     trials: list[precision.Trial] = []
-    built_by = {}
+    bounds: dict[precision.Candidate, head_rescoring.HeadBound] = {}
     for candidate in candidates:
         with progress.step(f"measuring {candidate}"):
             built = build(candidate)
             if not trials:  # timed within a budget: a large model times fewer pairs (2 passes per candidate)
                 feeds = tuning.within_budget(built.score, feeds, 2 * len(candidates))
             candidate_info = replace(info, engine=candidate.engine, precision=candidate.precision)
-            agreement = (None if candidate.precision == Precision.FP32
-                         else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
-            trial = precision.Trial(candidate, tuning.throughput(built.score, feeds), agreement)
+            exact = build(fp32) if candidate.exact_head else None
+            if exact is not None:
+                bounds[candidate] = _head_bound(built, exact, pair_tokenizer)
+                agreement: Agreement | None = _check_head_agreement(
+                    reference, pair_tokenizer, built, exact, bounds[candidate].delta, candidate_info)
+            else:
+                agreement = (None if candidate.precision == Precision.FP32
+                             else _check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
+            rate, rescored = head_rescoring.throughput(built.score, exact.score if exact else None, feeds,
+                                                       bounds[candidate].delta if exact else 0.0)
+            trial = precision.Trial(candidate, rate, agreement, rescored)
         trials.append(trial)
-        built_by[candidate] = built
-        fp32_rate = next((t.pairs_per_s for t in trials if t.candidate.precision == Precision.FP32), None)
-        ratio = (f", {trial.pairs_per_s / fp32_rate:.2f}x fp32"
-                 if fp32_rate and trial.candidate.precision != Precision.FP32 else "")
+        fp32_rate = trials[0].pairs_per_s
+        ratio = f", {trial.pairs_per_s / fp32_rate:.2f}x fp32" if trial is not trials[0] else ""
         verdict = ("the reference" if agreement is None else
                    f"{'agrees' if trial.agrees else 'below the bar'} (Spearman {agreement.spearman:.4f}, "
-                   f"top-10 {agreement.top10_overlap:.3f}; bar {precision.CHOOSE_MIN_SPEARMAN} / "
-                   f"{precision.MIN_TOP10_OVERLAP})")
-        logger.info("auto: %s measured %.0f pairs/s%s, %s", candidate, trial.pairs_per_s, ratio, verdict)
+                   f"top-10 overlap {agreement.top10_overlap:.3f}, top-10 exact {agreement.top10_exact:.3f}, "
+                   f"NDCG@10 {agreement.ndcg10:.4f}; bar {precision.CHOOSE_MIN_SPEARMAN} / "
+                   f"{precision.MIN_TOP10_OVERLAP} / {precision.MIN_NDCG10}, every top 10 exact)")
+        head_note = (f", {trial.rescored:.1f} of {head_rescoring.TIMING_PASSAGES} re-scored per request"
+                     if candidate.exact_head else "")
+        logger.info("auto: %s measured %.0f pairs/s at 1 x %d, top_n %d%s%s, %s", candidate, trial.pairs_per_s,
+                    head_rescoring.TIMING_PASSAGES, head_rescoring.TIMING_TOP_N, ratio, head_note, verdict)
     chosen = precision.choose(trials)
     logger.info("auto: chose %s (%.0f pairs/s, the fastest that ranks like fp32)", chosen.candidate,
                 chosen.pairs_per_s)
-    return (built_by[chosen.candidate], replace(info, engine=chosen.candidate.engine,
-                                                precision=chosen.candidate.precision), chosen.agreement)
+    picked = chosen.candidate
+    return (build(picked), replace(info, engine=picked.engine, precision=picked.precision), chosen.agreement,
+            build(fp32) if picked.exact_head else None, bounds.get(picked))
+
+
+def _head_bound(fast: engines.BuiltEncoder, exact: engines.BuiltEncoder,
+                pair_tokenizer: PairTokenizer) -> head_rescoring.HeadBound:
+    """The exact head's delta, over the ranking lists and the sample pairs parity scores."""
+    samples = sample_pairs()
+    lengths = pair_tokenizer.encode([q for q, _ in samples], [d for _, d in samples]).tensors["attention_mask"]
+    kept = parity_selection(lengths.sum(axis=1).tolist())
+    feeds = head_rescoring.bound_feeds(pair_tokenizer, [samples[i] for i in kept])
+    found = head_rescoring.bound(fast.score, exact.score, feeds)
+    logger.info("exact head: %s", found.summary())
+    return found
+
+
+def _check_head_agreement(reference: Reference, pair_tokenizer: PairTokenizer, fast: engines.BuiltEncoder,
+                          exact: engines.BuiltEncoder, delta: float, info: ModelInfo) -> Agreement:
+    """The served ranking's agreement with fp32 when the exact head re-scores the top 10 of each list."""
+    from crossrank.activation import apply
+
+    def served(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        feed = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
+        logits, _ = head_rescoring.rerank(fast.score, exact.score, feed, head_rescoring.TIMING_TOP_N, delta)
+        return apply(info.activation, logits.astype(np.float32)[:, None])[:, 0]
+
+    result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], served)
+    logger.info("%s with the exact head against fp32: %s", info.precision, result.summary())
+    return result
 
 
 def _cross_encoder_activation(encoder: Any) -> Activation:

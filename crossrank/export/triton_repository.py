@@ -1,4 +1,7 @@
-"""Writes the three Triton models of one cross-encoder: `<name>` (ensemble), `<name>_tokenizer`, `<name>_encoder`.
+"""Writes the three Triton models of one cross-encoder: `<name>` (ensemble), `<name>_tokenizer`, `<name>_encoder`;
+with the exact head two more: `<name>_exact`, an ensemble of the same tokenizer and `<name>_exact_encoder`, the
+fp32 encoder that re-scores a rerank's head (the gateway finds it in `<name>`'s parameters; it is not a model
+of its own in ListModels).
 
 Configs are built as `ModelConfig` protobufs and written with `text_format`, so every file Triton reads is
 valid by construction. A model is written into a scratch folder beside the repository and moved into place
@@ -19,6 +22,7 @@ from crossrank.model_info import ModelInfo
 from crossrank.triton_contract import PAIR_FACTS, TEXT_INPUTS
 
 VERSION = "1"
+EXACT_SUFFIX = "_exact"
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,11 @@ def encoder_config(name: str, spec: EncoderSpec, max_batch_size: int) -> mc.Mode
     return config
 
 
-def ensemble_config(info: ModelInfo, input_names: tuple[str, ...], num_labels: int) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=info.name, platform="ensemble", max_batch_size=info.max_batch_size)
+def ensemble_config(info: ModelInfo, input_names: tuple[str, ...], num_labels: int,
+                    exact: bool = False) -> mc.ModelConfig:
+    """`info.name`'s ensemble, or (`exact`) its exact head's: the same tokenizer, the fp32 encoder."""
+    name = f"{info.name}{EXACT_SUFFIX}" if exact else info.name
+    config = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=info.max_batch_size)
     config.input.extend(_tensor(mc.ModelInput, n, mc.TYPE_STRING, [1]) for n in TEXT_INPUTS)
     config.output.append(_tensor(mc.ModelOutput, "logits", mc.TYPE_FP32, [num_labels]))
     config.output.extend(_tensor(mc.ModelOutput, n, mc.TYPE_INT64, [1]) for n in PAIR_FACTS)
@@ -86,11 +93,12 @@ def ensemble_config(info: ModelInfo, input_names: tuple[str, ...], num_labels: i
         tokenize.output_map[n] = f"_{n}"
     for n in PAIR_FACTS:
         tokenize.output_map[n] = n
-    encode = config.ensemble_scheduling.step.add(model_name=f"{info.name}_encoder", model_version=-1)
+    encode = config.ensemble_scheduling.step.add(model_name=f"{name}_encoder", model_version=-1)
     for n in input_names:
         encode.input_map[n] = f"_{n}"
     encode.output_map["logits"] = "logits"
-    _set_parameters(config, info.to_parameters())
+    # The exact head's ensemble carries no model facts: discovery (model_info.py) passes it by.
+    _set_parameters(config, {"crossrank_exact_head_of": info.name} if exact else info.to_parameters())
     return config
 
 
@@ -101,15 +109,17 @@ def write_config(directory: Path, config: mc.ModelConfig) -> None:
 
 def write_models(repository: Path, info: ModelInfo, encoder: EncoderSpec,
                  fill_tokenizer: Callable[[Path], None], tokenizer_instances: int = 1,
-                 fill_ensemble: Callable[[Path], None] | None = None) -> None:
-    """Writes the ensemble, tokenizer and encoder models, replacing any earlier export of `info.name`.
+                 fill_ensemble: Callable[[Path], None] | None = None, exact: EncoderSpec | None = None) -> None:
+    """Writes the ensemble, tokenizer and encoder models, replacing any earlier export of `info.name`; with
+    `exact` (the fp32 encoder's spec) the exact head's ensemble and encoder too, else removes earlier ones.
 
     The three are written beside the repository first. The old ensemble leaves before either of its step
     models is replaced and the new one arrives after both new ones are in place, so a crash midway leaves
     the old model whole, or no model of that name (`serve` exports it again), never an ensemble over a
     mix of old and new steps."""
     repository.mkdir(parents=True, exist_ok=True)
-    names = (info.name, f"{info.name}_tokenizer", f"{info.name}_encoder")
+    head = f"{info.name}{EXACT_SUFFIX}"
+    names = (info.name, f"{info.name}_tokenizer", f"{info.name}_encoder", head, f"{head}_encoder")
     with tempfile.TemporaryDirectory(dir=repository.resolve().parent, prefix=f".{info.name}-export-") as scratch:
         root = Path(scratch)
         write_config(root / names[0], ensemble_config(info, encoder.input_names, encoder.num_labels))
@@ -120,13 +130,19 @@ def write_models(repository: Path, info: ModelInfo, encoder: EncoderSpec,
         fill_tokenizer(root / names[1] / VERSION)
         write_config(root / names[2], encoder_config(names[2], encoder, info.max_batch_size))
         encoder.write_files(root / names[2] / VERSION)
+        if exact is not None:
+            write_config(root / names[3], ensemble_config(info, exact.input_names, exact.num_labels, exact=True))
+            write_config(root / names[4], encoder_config(names[4], exact, info.max_batch_size))
+            exact.write_files(root / names[4] / VERSION)
         retired = root / "retired"
         retired.mkdir()
         for n in names:  # the ensemble first: from here the old model is gone as a whole
             if (repository / n).exists():
                 (repository / n).rename(retired / n)
-        for n in (*names[1:], names[0]):  # the ensemble last: the new model appears whole
-            (root / n).rename(repository / n)
+        # the step models first, the exact head's ensemble before the model's: the new model appears whole
+        for n in (names[1], names[2], names[4], names[3], names[0]):
+            if (root / n).exists():
+                (root / n).rename(repository / n)
 
 
 def read_config(directory: Path) -> mc.ModelConfig:

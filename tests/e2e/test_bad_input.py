@@ -59,6 +59,8 @@ CASES: list[tuple[str, Any, grpc.StatusCode, str, list[str]]] = [
      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENUM", ["truncation"]),
     ("unknown model", pb.RerankRequest(model="nope", query="q", documents=["d"]), grpc.StatusCode.NOT_FOUND,
      "MODEL_NOT_FOUND", ["model"]),
+    ("a 10 kB model name", pb.RerankRequest(model="m" * 10_000, query="q", documents=["d"]),
+     grpc.StatusCode.NOT_FOUND, "MODEL_NOT_FOUND", ["model"]),
     ("rerank on a classifier", pb.RerankRequest(model="tiny-nli", query="q", documents=["d"]),
      grpc.StatusCode.INVALID_ARGUMENT, "WRONG_TASK", ["model"]),
 ]

@@ -82,3 +82,4 @@ def test_info_of_a_real_model(server: ServerProcess) -> None:
         info = json.loads(response.read())
     assert info["model_id"] == "minilm" and "reranker" in info["model_type"]
     assert info["max_input_length"] == 512 and info["auto_truncate"] is True
+

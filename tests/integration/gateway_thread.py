@@ -9,6 +9,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from crossrank import assembly
 from crossrank.gateway.transport.grpc_server import set_serving
@@ -19,7 +20,8 @@ from tests.fakes import RERANKER, FakeBackend
 class GatewayThread:
     def __init__(self, *, api_keys: tuple[str, ...] = (), max_in_flight: int = 0, max_queue: int = 0,
                  max_inflight_bytes: int = 0, tls: tuple[str, str, str] = ("", "", ""),
-                 delay_s: float = 0.0, max_documents: int = 50) -> None:
+                 delay_s: float = 0.0, max_documents: int = 50, **settings: Any) -> None:
+        """`settings`: any other setting, by its field name in `Settings`."""
         self.backend = FakeBackend(delay_s=delay_s)
         self.loop = asyncio.new_event_loop()
         self.port = 0
@@ -27,7 +29,7 @@ class GatewayThread:
         self.settings = Settings(
             host="127.0.0.1", port=0, http_port=0, metrics_port=-1, default_model=RERANKER.name,
             max_documents=max_documents, max_text_chars=1000, max_message_bytes=1024 * 1024, api_keys=api_keys,
-            tls_cert_file=tls[0], tls_key_file=tls[1], tls_client_ca_file=tls[2])
+            tls_cert_file=tls[0], tls_key_file=tls[1], tls_client_ca_file=tls[2], **settings)
         if max_in_flight:  # else admission's defaults
             self.settings = replace(self.settings, max_in_flight=max_in_flight, max_queue=max_queue,
                                     max_inflight_bytes=max_inflight_bytes)
@@ -49,6 +51,12 @@ class GatewayThread:
         self.metrics = built.metrics
         await set_serving(self.health, True)
         self.readiness.serving = True
+
+    def count(self, method: str, code: str) -> float:
+        """How many calls of `method` ended with `code`, by the gateway's own metrics (all models together)."""
+        return sum(sample.value for family in self.metrics.registry.collect() for sample in family.samples
+                   if sample.name == "crossrank_requests_total" and sample.labels["method"] == method
+                   and sample.labels["code"] == code)
 
     @property
     def target(self) -> str:

@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from crossrank_client import AsyncCrossEncoderClient, CrossrankClientError, RetryPolicy
+from crossrank_client.v1 import crossrank_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.gateway_thread import GatewayThread
@@ -90,5 +91,21 @@ def test_invalid_utf8_is_invalid_argument_not_internal() -> None:
         too_big = b"\x12" + b"\xff\xff\xff\x01" + b"a" * (2 * 1024 * 1024)  # over the 1 MiB receive limit
         assert _raw_call(gateway.target, "/crossrank.v1.CrossEncoderService/Rerank",
                          too_big).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        gateway.stop()
+
+
+def test_a_10kb_model_name_is_not_found_with_the_name_shortened() -> None:
+    gateway = GatewayThread().start()
+    try:
+        with grpc.insecure_channel(gateway.target) as channel:
+            rerank = channel.unary_unary("/crossrank.v1.CrossEncoderService/Rerank",
+                                         request_serializer=pb.RerankRequest.SerializeToString,
+                                         response_deserializer=pb.RerankResponse.FromString)
+            with pytest.raises(grpc.RpcError) as caught:
+                rerank(pb.RerankRequest(model="m" * 10_000, query="q", documents=["d"]), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        message = caught.value.details() or ""
+        assert "m" * 64 in message and "m" * 65 not in message and "10000 characters" in message
     finally:
         gateway.stop()

@@ -75,7 +75,8 @@ def test_export_reports_true_agreement_and_warns_below_099(minilm_dir: Path, tmp
     assert rho > 0.9 and top10 >= 0.7  # reduced, not broken: it still ranks like fp32
 
 
-AUTO_LINE = re.compile(r"auto: (\S+) (\w+) measured (\d+) pairs/s.*?, (the reference|agrees|below the bar)")
+AUTO_LINE = re.compile(r"auto: (\S+) (\w+)( \+ exact head)? measured (\d+) pairs/s.*?, "
+                       r"(the reference|agrees|below the bar)")
 
 
 def test_auto_measures_what_the_machine_offers_and_serves_an_agreeing_candidate(
@@ -90,22 +91,27 @@ def test_auto_measures_what_the_machine_offers_and_serves_an_agreeing_candidate(
     with caplog.at_level(logging.INFO):
         assert main(["export", str(minilm_dir), "--name", "m", "--repository", str(repo)]) == 0
     log = capsys.readouterr().err + caplog.text  # the CLI logs to stderr
-    measured = {(m[1], m[2]): m[4] for m in AUTO_LINE.finditer(log)}
+    measured = {(m[1], m[2], bool(m[3])): m[5] for m in AUTO_LINE.finditer(log)}
     offered = candidates("auto", cpu_flags(), torch.cuda.is_available())
-    assert set(measured) == {(c.engine, c.precision) for c in offered}
-    chosen = re.search(r"auto: chose (\S+) (\w+)", log)
+    assert set(measured) == {(c.engine, c.precision, c.exact_head) for c in offered}
+    chosen = re.search(r"auto: chose (\S+) (\w+)( \+ exact head)?", log)
     assert chosen, log
-    assert measured[(chosen[1], chosen[2])] in ("the reference", "agrees")
+    assert measured[(chosen[1], chosen[2], bool(chosen[3]))] in ("the reference", "agrees")
     [info] = exported_models(repo)
-    assert (info.engine, info.precision) == (chosen[1], chosen[2])
+    assert (info.engine, info.precision, info.exact_head) == (chosen[1], chosen[2], bool(chosen[3]))
     # The recorded sub-batch width is one export measured; threads are left to the serving machine.
     config = (repo / "m_encoder" / "config.pbtxt").read_text()
     width = re.search(r'key: "tokens_per_batch"\s+value \{\s+string_value: "(\d+)"', config)
     assert width and f"{width[1]}: " in log
     assert re.search(r'string_value: "auto"', config)
-    if chosen[2] != "fp32":
+    if chosen[2] != "fp32" and not chosen[3]:
         rho = re.search(rf"{chosen[2]} against fp32: .*Spearman ([\d.]+)", log)
         assert rho and float(rho[1]) >= BAR
+    # whatever was chosen ranks the top 10 of every one of export's lists as fp32 does
+    if chosen[2] != "fp32":
+        exact = re.search(rf"{chosen[2]}{' with the exact head' if chosen[3] else ''} against fp32: .*"
+                          r"top 10 the same, in order, on (\d+)%", log)
+        assert exact and exact[1] == "100", log
 
 
 def test_a_bf16_export_loaded_without_bf16_hardware_says_so_once(tiny_bert_dir: Path,

@@ -11,7 +11,7 @@ import pytest
 from crossrank.gateway.core import errors
 from crossrank.gateway.core.errors import CrossrankError, ErrorCode
 from crossrank.gateway.transport.grpc_interceptor import GRPC_STATUS, to_status
-from crossrank.gateway.transport.http_api import HTTP_STATUS
+from crossrank.gateway.transport.http_errors import HTTP_STATUS
 
 CORE = Path(errors.__file__).resolve().parent
 
@@ -44,6 +44,9 @@ def test_the_core_imports_no_transport() -> None:
     (errors.BackendUnavailableError(), grpc.StatusCode.UNAVAILABLE, 503, "UNAVAILABLE"),
     (errors.DeadlineError(), grpc.StatusCode.DEADLINE_EXCEEDED, 504, "DEADLINE_EXCEEDED"),
     (errors.BackendError(), grpc.StatusCode.INTERNAL, 500, "INTERNAL"),
+    (errors.ReadTimeoutError("the body"), grpc.StatusCode.DEADLINE_EXCEEDED, 408, "DEADLINE_EXCEEDED"),
+    (errors.ClientClosedError(), grpc.StatusCode.CANCELLED, 499, "CANCELLED"),
+    (errors.UnsupportedMediaTypeError("text/plain"), grpc.StatusCode.INVALID_ARGUMENT, 415, "INVALID_ARGUMENT"),
 ])
 def test_each_kind_maps_to_the_status_each_transport_documents(kind: CrossrankError, grpc_code: grpc.StatusCode,
                                                                http: int, label: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossrank import exact_head
 from crossrank.gateway.backend.base import DEFAULT_CUT, ScoredPairs, TokenCut
-from crossrank.gateway.core import exact_head
 from crossrank.gateway.core.scoring import ClassifyQuery, CrossEncoderCore, RerankQuery
 from crossrank.gateway.core.validation import Limits
 from crossrank.model_info import Activation, ModelInfo, Task

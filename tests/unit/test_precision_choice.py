@@ -16,8 +16,10 @@ XEON_WITH_AMX = frozenset({"avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", 
 ZEN_WITH_AVX512_BF16 = frozenset({"avx512f", "avx512_bf16", "avx512_vnni"})
 
 
-def _agreement(spearman: float, top10: float) -> Agreement:
-    return Agreement(max_abs_diff=0.01, spearman=spearman, top10_overlap=top10, lists=8)
+def _agreement(spearman: float, top10: float, ndcg10: float = 0.999, top10_exact: float | None = None) -> Agreement:
+    exact = (1.0 if top10 == 1.0 else 0.5) if top10_exact is None else top10_exact
+    return Agreement(max_abs_diff=0.01, spearman=spearman, top10_overlap=top10, lists=8, top10_exact=exact,
+                     ndcg10=ndcg10)
 
 
 def test_a_cpu_without_bf16_hardware_never_gets_bf16() -> None:
@@ -42,8 +44,8 @@ def test_a_gpu_measures_fp16_and_bf16_on_torch() -> None:
 
 def test_a_named_engine_keeps_its_own_candidates_and_fp32() -> None:
     assert candidates("onnx-python", XEON_WITH_AMX, cuda=False) == [
-        Candidate("onnx-python", "fp32"), Candidate("onnx-python", "int8")]
-    assert candidates("torch-python", XEON_WITH_AMX, cuda=False) == [
+        Candidate("onnx-python", "fp32"), Candidate("onnx-python", "int8"), Candidate("onnx-python", "int8", True)]
+    assert candidates("torch-python", XEON_WITH_AMX, cuda=False, exact_head=False) == [
         Candidate("torch-python", "fp32"), Candidate("torch-python", "bf16")]
     assert candidates("torch-python", EPYC_WITHOUT_BF16, cuda=False) == [Candidate("torch-python", "fp32")]
     with pytest.raises(PrecisionChoiceError, match="name a precision"):
@@ -61,11 +63,37 @@ def test_a_faster_candidate_below_the_agreement_bar_is_never_chosen() -> None:
 
 def test_the_fastest_agreeing_candidate_is_chosen() -> None:
     fp32 = Trial(Candidate("onnx-python", "fp32"), 200.0)
-    bf16 = Trial(Candidate("torch-python", "bf16"), 300.0, _agreement(0.9994, 0.975))
+    bf16 = Trial(Candidate("torch-python", "bf16"), 300.0, _agreement(0.9994, 1.0))
     slow_bf16 = Trial(Candidate("torch-python", "bf16"), 150.0, _agreement(0.9999, 1.0))
     assert choose([fp32, bf16]) is bf16
     assert choose([fp32, slow_bf16]) is fp32
     assert choose([Trial(Candidate("onnx-python", "fp32"), 1.0)]).candidate.precision == "fp32"
+
+
+def test_every_reduced_precision_is_also_measured_with_the_exact_head() -> None:
+    found = candidates("auto", XEON_WITH_AMX, cuda=False)
+    assert Candidate("onnx-python", "int8", exact_head=True) in found
+    assert Candidate("torch-python", "bf16", exact_head=True) in found
+    assert not any(c.exact_head and c.precision == "fp32" for c in found)
+    assert not any(c.exact_head for c in candidates("auto", XEON_WITH_AMX, cuda=False, exact_head=False))
+
+
+def test_the_fast_precision_alone_needs_ndcg_at_10_besides_spearman_and_overlap() -> None:
+    assert Trial(Candidate("torch-python", "bf16"), 300.0, _agreement(0.9995, 1.0, ndcg10=0.996)).agrees
+    assert not Trial(Candidate("torch-python", "bf16"), 300.0, _agreement(0.9995, 1.0, ndcg10=0.994)).agrees
+
+
+@pytest.mark.parametrize("exact_head", [False, True])
+def test_auto_never_picks_a_candidate_whose_top10_differs_from_fp32_on_a_list(exact_head: bool) -> None:
+    fp32 = Trial(Candidate("onnx-python", "fp32"), 200.0)
+    # Every bar met on average, but one list of eight has its top 10 in another order.
+    one_list_off = _agreement(0.9999, 1.0, ndcg10=0.9999, top10_exact=7 / 8)
+    fast = Trial(Candidate("onnx-python", "int8", exact_head), 900.0, one_list_off)
+    assert not fast.agrees
+    assert choose([fp32, fast]) is fp32
+    exact = Trial(Candidate("onnx-python", "int8", exact_head), 250.0, _agreement(0.95, 1.0, 1.0, top10_exact=1.0))
+    # the exact head promises the head, not the whole list: a Spearman of 0.95 is its fast encoder's tail
+    assert choose([fp32, exact]) is (exact if exact_head else fp32)
 
 
 def test_a_reduced_precision_without_an_agreement_measurement_does_not_agree() -> None:

@@ -2,7 +2,12 @@
 waiting, and a bounded number of request bytes among them. Beyond either bound a request is refused at once
 with RESOURCE_EXHAUSTED, so overload shows as fast, retryable errors instead of unbounded latency and memory:
 the gateway's memory follows the bytes it admitted, not the number of requests (a few maximal requests
-weigh more than hundreds of small ones)."""
+weigh more than hundreds of small ones).
+
+A request's bytes count as they arrive (a `Reservation` grows with each piece received), never by what the
+client declares: a client that announces a large body and stalls holds only the bytes it sent, and a
+request takes a slot of the count bound only once it has arrived whole, so a slow upload holds no slot.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,10 @@ class ApiKeys:
         presented = b""
         for key, value in metadata or ():
             if key == AUTHORIZATION:
-                raw = value.encode() if isinstance(value, str) else value
+                try:  # an HTTP header's bytes arrive decoded with surrogateescape: they encode back as sent
+                    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+                except UnicodeEncodeError:
+                    raw = b""  # not bytes any client could have sent as a key: no key matches it
                 if raw[:7].lower() == b"bearer ":
                     presented = raw[7:].strip()
         # Compare with every key, without an early exit, so timing says nothing about which key is close.
@@ -46,11 +54,31 @@ class ApiKeys:
             raise UnauthenticatedError()
 
 
+class Reservation:
+    """The bytes one request holds against the limiter's byte bound, taken as they arrive and given back
+    when the request ends."""
+
+    def __init__(self, limiter: Limiter | None = None) -> None:
+        self._limiter = limiter
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Counts `size` more bytes of this request; OverloadedError (nothing taken) beyond the bound."""
+        if self._limiter is not None:
+            self._limiter.take(self, size)
+        self.held += size
+
+    def release(self) -> None:
+        if self._limiter is not None:
+            self._limiter.give_back(self.held)
+        self.held = 0
+
+
 class Limiter:
-    """At most `max_in_flight` requests run at once and `max_queue` more wait, and the requests admitted (running
-    and waiting) hold at most `max_bytes` of request bytes together; the rest are refused. A request larger
-    than `max_bytes` on its own is admitted when nothing else is (so every request within the message size
-    limit can run), and then alone."""
+    """At most `max_in_flight` requests run at once and `max_queue` more wait, and the requests admitted or
+    arriving hold at most `max_bytes` of request bytes together; the rest are refused. A request larger than
+    `max_bytes` on its own is admitted when nothing else holds bytes (so every request within the message
+    size limit can run), and then alone."""
 
     def __init__(self, max_in_flight: int, max_queue: int, max_bytes: int = 0) -> None:
         self._running = asyncio.Semaphore(max_in_flight)
@@ -59,15 +87,34 @@ class Limiter:
         self._admitted = 0
         self._bytes = 0
 
+    @property
+    def admitted_bytes(self) -> int:
+        return self._bytes
+
+    def reservation(self) -> Reservation:
+        return Reservation(self)
+
+    def take(self, reservation: Reservation, size: int) -> None:
+        others = self._bytes - reservation.held
+        if self._max_bytes and others and self._bytes + size > self._max_bytes:
+            raise OverloadedError(f"{others >> 20} of its {self._max_bytes >> 20} MiB for requests in flight "
+                                  f"taken, this request needs {max(1, (reservation.held + size) >> 20)} MiB")
+        self._bytes += size
+
+    def give_back(self, size: int) -> None:
+        self._bytes -= size
+
     @contextlib.asynccontextmanager
-    async def admit(self, size: int = 0) -> AsyncIterator[None]:
+    async def admit(self, size: int = 0, reservation: Reservation | None = None) -> AsyncIterator[None]:
+        """A slot for a request that has arrived: `reservation` holds its bytes already (and the caller
+        releases it), else `size` bytes are taken here and given back at the end."""
         if self._admitted >= self._capacity:
             raise OverloadedError(f"{self._capacity} requests in flight and queued")
-        if self._max_bytes and self._bytes and self._bytes + size > self._max_bytes:
-            raise OverloadedError(f"{self._bytes >> 20} of its {self._max_bytes >> 20} MiB for requests in flight "
-                                  f"taken, this request needs {max(1, size >> 20)} MiB")
+        own = None
+        if reservation is None:
+            own = reservation = self.reservation()
+            reservation.take(size)
         self._admitted += 1
-        self._bytes += size
         waiting = time.perf_counter()
         try:
             async with self._running:
@@ -75,7 +122,8 @@ class Limiter:
                 yield
         finally:
             self._admitted -= 1
-            self._bytes -= size
+            if own is not None:
+                own.release()
 
 
 def read_key_file(path: str) -> list[str]:

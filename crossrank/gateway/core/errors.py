@@ -1,7 +1,7 @@
 """Errors the gateway core raises, with the core's own code enum: no transport lives here.
 
 Each transport maps `ErrorCode` to its own status in one table at its edge (`grpc_interceptor.GRPC_STATUS`,
-`http_api.HTTP_STATUS`, `tei.TEI_HTTP`). A new error kind is one class here; a new code is one member here
+`http_errors.HTTP_STATUS`, `tei.TEI_HTTP`). A new error kind is one class here; a new code is one member here
 plus one row in each table (unit tests check that every code has a row in each).
 """
 
@@ -24,12 +24,19 @@ class ErrorCode(Enum):
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"  # the request's deadline passed
     CANCELLED = "CANCELLED"  # the client went away
     INTERNAL = "INTERNAL"  # our bug or the backend's fault; details in the log only
+    READ_TIMEOUT = "READ_TIMEOUT"  # the request did not arrive within the server's read deadline
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # an HTTP body that is not JSON
 
     @property
     def label(self) -> str:
-        """The code's name in metrics and the access log. A message over the size limit counts as
-        RESOURCE_EXHAUSTED, as gRPC's own refusal of one does, so both transports count it alike."""
-        return ErrorCode.RESOURCE_EXHAUSTED.value if self is ErrorCode.MESSAGE_TOO_LARGE else self.value
+        """The code's name in metrics and the access log, one of the canonical codes: a message over the size
+        limit counts as RESOURCE_EXHAUSTED, as gRPC's own refusal of one does, so both transports count it
+        alike; a request that did not arrive in time as DEADLINE_EXCEEDED; a body not JSON as INVALID_ARGUMENT."""
+        return _LABELS.get(self, self.value)
+
+
+_LABELS = {ErrorCode.MESSAGE_TOO_LARGE: "RESOURCE_EXHAUSTED", ErrorCode.READ_TIMEOUT: "DEADLINE_EXCEEDED",
+           ErrorCode.UNSUPPORTED_MEDIA_TYPE: "INVALID_ARGUMENT"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,20 @@ class InvalidArgumentError(CrossrankError):
         super().__init__(message, reason, violations, ErrorCode.INVALID_ARGUMENT)
 
 
+MAX_ECHOED_CHARS = 64  # the most of a client's string that an error message repeats
+
+
+def echoed(text: str) -> str:
+    """A client's string as an error message shows it: quoted, escaped, cut to 64 characters (a message
+    travels in gRPC metadata, whose size is limited: an echoed 10 kB name would overflow it)."""
+    shown = repr(text[:MAX_ECHOED_CHARS])
+    return shown if len(text) <= MAX_ECHOED_CHARS else f"{shown}... ({len(text)} characters)"
+
+
 class ModelNotFoundError(CrossrankError):
     def __init__(self, name: str, available: list[str]) -> None:
         listed = ", ".join(available) or "none"
-        super().__init__(f"model {name!r} is not served; served models: {listed}", "MODEL_NOT_FOUND",
+        super().__init__(f"model {echoed(name)} is not served; served models: {listed}", "MODEL_NOT_FOUND",
                          (FieldViolation("model", "unknown model"),), ErrorCode.NOT_FOUND)
 
 
@@ -118,3 +135,25 @@ class MalformedRequestError(CrossrankError):
     def __init__(self) -> None:
         super().__init__("the request is not a valid protobuf message (strings must be UTF-8)",
                          "MALFORMED_REQUEST", (), ErrorCode.INVALID_ARGUMENT)
+
+
+class ReadTimeoutError(CrossrankError):
+    """The request did not arrive within the server's read deadline (a stalled or too slow upload)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} did not arrive in time (limits.read_timeout_s, limits.min_read_bytes_per_s)",
+                         "READ_TIMEOUT", (), ErrorCode.READ_TIMEOUT)
+
+
+class ClientClosedError(CrossrankError):
+    """The client went away before its request arrived whole; nobody reads the answer (HTTP logs it as 499)."""
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before its request arrived", "CLIENT_CLOSED", (),
+                         ErrorCode.CANCELLED)
+
+
+class UnsupportedMediaTypeError(CrossrankError):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"the body must be JSON (Content-Type: application/json, UTF-8), not {echoed(content_type)}",
+                         "UNSUPPORTED_MEDIA_TYPE", (), ErrorCode.UNSUPPORTED_MEDIA_TYPE)

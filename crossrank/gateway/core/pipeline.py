@@ -2,7 +2,9 @@
 metrics and the access log, the same rules whichever transport the call came by.
 
 A transport wraps each call in `RequestPipeline.call()`, fills in what it learns (model, pairs, usage) and
-maps the exception the block raises to its own status; nothing here knows gRPC or HTTP. Client-supplied
+maps the exception the block raises to its own status; nothing here knows gRPC or HTTP. The transport's
+`receive` reads the request after the key check and before admission, counting its bytes as they arrive:
+a call is in flight (gauge, count bound) only once its request is whole. Client-supplied
 strings never reach a metric label (unknown model names all count as one value) and reach the log only
 escaped and cut short, so a client can neither grow the metrics without bound nor forge log lines.
 """
@@ -14,10 +16,10 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from crossrank.gateway.core.admission import ApiKeys, Limiter, arrived_at, queued_ms
+from crossrank.gateway.core.admission import ApiKeys, Limiter, Reservation, arrived_at, queued_ms
 from crossrank.gateway.core.errors import CrossrankError, ErrorCode
 from crossrank.gateway.core.metrics import GatewayMetrics
 
@@ -53,6 +55,7 @@ class Call:
     code: str = "OK"
     scored_pairs: int = 0
     tokens: int = 0
+    error: BaseException | None = None  # what ended the call, if it failed
 
 
 class RequestPipeline:
@@ -70,48 +73,63 @@ class RequestPipeline:
 
     @contextlib.asynccontextmanager
     async def call(self, method: str, request_id: str, metadata: Sequence[tuple[str, str | bytes]] | None,
-                   code_of: Callable[[BaseException], str | None] | None = None, size: int = 0) -> AsyncIterator[Call]:
-        """Checks the API key and admits the call (`size`: its request's bytes); yields its record; logs and
-        counts it however it ends. `code_of` lets the transport name the code of an exception of its own (a
-        status already set)."""
+                   code_of: Callable[[BaseException], str | None] | None = None,
+                   receive: Callable[[Reservation], Awaitable[None]] | None = None,
+                   status_of: Callable[[Call], int] | None = None) -> AsyncIterator[Call]:
+        """Checks the API key, receives the request (`receive`, which takes its bytes in the reservation as
+        they arrive), admits the call; yields its record; logs and counts it however it ends. `code_of` lets the
+        transport name the code of an exception of its own (a status already set); `status_of` gives the
+        transport's own status for the access log (HTTP's)."""
         started = time.perf_counter()
         arrived_at.set(started)
         queued_ms.set(0.0)
         call = Call(request_id, method)
-        if self._metrics:
-            self._metrics.in_flight.inc()
+        reservation = self._limiter.reservation() if self._limiter is not None else Reservation()
+        counted = False
         try:
             self._api_keys.check(metadata)
+            if receive is not None:
+                await receive(reservation)
+            if self._metrics:
+                self._metrics.in_flight.inc()
+                counted = True
             if self._limiter is None:
                 yield call
             else:
-                async with self._limiter.admit(size):
+                async with self._limiter.admit(reservation=reservation):
                     yield call
         except CrossrankError as exc:
-            call.code = exc.code.label
+            call.code, call.error = exc.code.label, exc
             raise
-        except asyncio.CancelledError:
-            call.code = ErrorCode.CANCELLED.label
+        except asyncio.CancelledError as exc:
+            call.code, call.error = ErrorCode.CANCELLED.label, exc
             raise
         except Exception as exc:
             named = code_of(exc) if code_of else None
-            call.code = named or ErrorCode.INTERNAL.label
+            call.code, call.error = named or ErrorCode.INTERNAL.label, exc
             if not named:
                 logger.exception("request %s (%s) failed", request_id, method)
             raise
         finally:
-            self._finish(call, time.perf_counter() - started)
+            reservation.release()
+            if counted and self._metrics:
+                self._metrics.in_flight.dec()
+            self._finish(call, time.perf_counter() - started, status_of)
 
-    def _finish(self, call: Call, elapsed: float) -> None:
+    def _finish(self, call: Call, elapsed: float, status_of: Callable[[Call], int] | None) -> None:
         model = loggable(call.model) if call.model else "-"
-        access_log.info("request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f",
-                        call.request_id, call.method, model, call.pairs, call.code, elapsed * 1000,
-                        extra={"request_id": call.request_id, "method": call.method, "model": model,
-                               "pairs": call.pairs, "code": call.code, "latency_ms": round(elapsed * 1000, 2)})
+        fields = {"request_id": call.request_id, "method": call.method, "model": model, "pairs": call.pairs,
+                  "code": call.code, "latency_ms": round(elapsed * 1000, 2)}
+        line = "request_id=%s method=%s model=%s pairs=%d code=%s latency_ms=%.1f"
+        values: list[object] = [call.request_id, call.method, model, call.pairs, call.code, elapsed * 1000]
+        if status_of is not None:
+            fields["status"] = status_of(call)
+            line += " status=%d"
+            values.append(fields["status"])
+        access_log.info(line, *values, extra=fields)
         if not self._metrics:
             return
         label = self.model_label(call.model)
-        self._metrics.in_flight.dec()
         self._metrics.requests.labels(call.method, label, call.code).inc()
         self._metrics.latency.labels(call.method).observe(elapsed)
         if call.scored_pairs:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from crossrank import activation
+from crossrank import activation, exact_head
 from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, ScoringBackend, TokenCut
-from crossrank.gateway.core import chunking, exact_head, validation
+from crossrank.gateway.core import chunking, validation
 from crossrank.gateway.core.errors import InvalidArgumentError, ModelGoneError, ModelNotFoundError, WrongTaskError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.validation import Limits

@@ -26,14 +26,15 @@ _NO_REUSEPORT = ("grpc.so_reuseport", 0)
 
 
 def build_server(core: CrossEncoderCore, max_message_bytes: int, pipeline: RequestPipeline,
-                 max_rpcs: int | None = None,
+                 message_timeout_s: float = 60.0, max_waiting: int = 1024,
                  max_in_flight: int = 0) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """`max_rpcs`: calls beyond it are refused by gRPC itself with RESOURCE_EXHAUSTED before their message is
-    read (the admission limits' total, with room for health checks and reflection). TEI's `tei.v1` API is
-    served beside crossrank's (tei_grpc.py); `max_in_flight` is what its Info reports."""
+    """`message_timeout_s`: how long a call may take to deliver its request message; `max_waiting`: how many
+    calls may wait for theirs at once (see grpc_receive). No gRPC-wide concurrent-call limit: admission bounds
+    the calls that have arrived, and a limit counting calls still waiting for their message would let those
+    shut out everyone, health checks included. TEI's `tei.v1` API is served beside crossrank's (tei_grpc.py);
+    `max_in_flight` is what its Info reports."""
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(pipeline)],
-        maximum_concurrent_rpcs=max_rpcs,
+        interceptors=[ErrorInterceptor(pipeline, message_timeout_s, max_waiting)],
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes), _NO_REUSEPORT],
     )

@@ -5,17 +5,19 @@ documents, top_n, return_documents, max_tokens_per_doc, max_chunks_per_doc, raw_
 documents as strings or `{"text": ...}`) and answer `{id, model, results: [{index, relevance_score,
 document?, scored_chars?}], usage, meta}`.
 It runs every call through the same request pipeline as gRPC (API keys, admission,
-metrics, access log) and the same core, so no rule exists twice. A body over `limits.max_message_bytes` is
-413; the deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
-`limits.http_timeout_s`, whichever is shorter. With `tls.*` set it is served over the same TLS (mutual TLS
-included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
+metrics, access log) and the same core, so no rule exists twice. The body must be JSON (415 otherwise) and
+arrive within the read deadline (408, `http_body`); a body over `limits.max_message_bytes` is 413; the
+deadline is the request's (header `X-Request-Timeout` or field `timeout_s`, in seconds) or
+`limits.http_timeout_s`, whichever is shorter. A connection must send a whole request head within
+`limits.http_header_timeout_s` of opening or of its last response. Every error, the framework's own
+included, comes in one JSON shape (`http_errors`). With `tls.*` set it is served over the same TLS (mutual
+TLS included) as gRPC, never in plaintext. `GET /health` answers 200 when the models are ready, 503 otherwise.
 The TEI-compatible routes (`tei_http.py`) are served beside these, through the same `HttpApi.run`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -24,13 +26,8 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from crossrank.gateway.core.errors import (
-    CrossrankError,
-    DeadlineError,
-    ErrorCode,
-    InvalidArgumentError,
-    MessageTooLargeError,
-)
+from crossrank.gateway.core.admission import Reservation
+from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError
 from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
 from crossrank.gateway.transport import declarations, openapi
@@ -45,20 +42,22 @@ from crossrank.gateway.transport.cohere_http import (
     CohereUsage,
     DocumentText,
 )
+from crossrank.gateway.transport.http_body import ReadLimits, decode_json, require_json
+from crossrank.gateway.transport.http_body import read_body as read_body_of
+from crossrank.gateway.transport.http_errors import (
+    JsonErrorRunner,
+    call_status,
+    error_response,
+    from_error,
+    json_errors,
+)
 from crossrank.gateway.transport.openapi import Operation
 
 logger = logging.getLogger(__name__)
 
-# The one place where the core's error codes become HTTP statuses (499: the client closed the request).
-HTTP_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.INVALID_ARGUMENT: 400, ErrorCode.UNAUTHENTICATED: 401, ErrorCode.NOT_FOUND: 404,
-    ErrorCode.MESSAGE_TOO_LARGE: 413, ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499,
-    ErrorCode.INTERNAL: 500, ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
-}
-# Retry-After (seconds) on 429 and 503: both are retryable, and a backend restart takes a few seconds.
-RETRY_AFTER_S = "1"
 _ERROR_STATUSES = {400: "Bad input, naming its field", 401: "Missing or wrong API key", 404: "Unknown model",
-                   413: "Body over limits.max_message_bytes", 429: "At capacity; retry with backoff",
+                   408: "The body did not arrive within the read deadline", 413: "Body over limits.max_message_bytes",
+                   415: "The body is not JSON", 429: "At capacity; retry with backoff",
                    503: "The models are not ready", 504: "The deadline passed"}
 METHOD = "HttpRerank"  # the method label of HTTP rerank calls in metrics and the access log
 
@@ -85,17 +84,23 @@ def _timeout(request: web.Request, body: dict[str, Any], default: float) -> floa
     if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not asked > 0:
         raise InvalidArgumentError("the timeout must be a positive number of seconds", "INVALID_FIELD",
                                    "timeout_s")
-    return min(float(asked), default)
+    try:
+        return min(float(asked), default)
+    except OverflowError:  # an integer beyond every float: longer than the default anyway
+        return default
 
 
 class HttpApi:
     def __init__(self, core: CrossEncoderCore, pipeline: RequestPipeline, ready: Any,
-                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, max_in_flight: int = 0) -> None:
+                 max_body_bytes: int = 32 * 1024 * 1024, timeout_s: float = 60.0, max_in_flight: int = 0,
+                 read_timeout_s: float = 10.0, min_read_bytes_per_s: float = 1024 * 1024,
+                 header_timeout_s: float = 75.0) -> None:
         self.core = core
         self._pipeline = pipeline
         self._ready = ready  # callable returning True when health is SERVING
-        self._max_body_bytes = max_body_bytes
+        self._read = ReadLimits(max_body_bytes, read_timeout_s, min_read_bytes_per_s)
         self._timeout_s = timeout_s
+        self.header_timeout_s = header_timeout_s
         self.max_in_flight = max_in_flight  # requests scored at once (admission), for TEI's /info
         self._document: dict[str, Any] = {}
 
@@ -121,8 +126,9 @@ class HttpApi:
         ]
 
     def app(self) -> web.Application:
-        # aiohttp enforces the cap while reading; `_body` turns its refusal into the documented 413.
-        application = web.Application(client_max_size=self._max_body_bytes)
+        # The body is read (and its size capped) by http_body; the middleware gives the router's refusals the
+        # API's error shape.
+        application = web.Application(client_max_size=self._read.max_bytes, middlewares=[json_errors])
         operations = self.operations()
         for operation in operations:
             application.router.add_route(operation.method, operation.path, operation.handler)
@@ -146,15 +152,21 @@ class HttpApi:
 
     async def run(self, request: web.Request, method: str, rid: str, handle: Handler[T],
                   read_body: bool = True) -> T:
-        """One call through the shared pipeline: API key, admission (by the body's declared size, without one
-        by the most a body may hold, before reading it), the body read as a JSON object, the deadline (header
-        `X-Request-Timeout` or field `timeout_s`, capped by `limits.http_timeout_s`), metrics and the access
-        log. `handle` does the route's work; a `CrossrankError` from any step propagates for the route's own
-        error shape."""
+        """One call through the shared pipeline: API key, the body received (JSON only, under the read
+        deadline, its bytes counted by admission as they arrive), admission, the body parsed as a JSON object,
+        the deadline (header `X-Request-Timeout` or field `timeout_s`, capped by `limits.http_timeout_s`),
+        metrics and the access log. `handle` does the route's work; a `CrossrankError` from any step propagates
+        for the route's own error shape."""
         metadata = [("authorization", request.headers.get("Authorization", ""))]
-        size = min(request.content_length or self._max_body_bytes, self._max_body_bytes) if read_body else 0
-        async with self._pipeline.call(method, rid, metadata, size=size) as call:
-            body = await self._body(request) if read_body else None
+        received: list[bytes] = []
+
+        async def receive(reservation: Reservation) -> None:
+            if read_body:
+                require_json(request.headers.get("Content-Type"))
+                received.append(await read_body_of(request, reservation, self._read))
+
+        async with self._pipeline.call(method, rid, metadata, receive=receive, status_of=call_status) as call:
+            body = decode_json(received.pop()) if read_body else None  # parsed only once admitted
             timeout = _timeout(request, body or {}, self._timeout_s)
             try:
                 return await asyncio.wait_for(handle(call, body, timeout), timeout)
@@ -165,21 +177,6 @@ class HttpApi:
         ready = bool(self._ready())
         body = HealthBody(status="SERVING" if ready else "NOT_SERVING")
         return web.json_response(body.model_dump(), status=200 if ready else 503)
-
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > self._max_body_bytes:
-            raise MessageTooLargeError(self._max_body_bytes)  # declared too large: refused before reading
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise MessageTooLargeError(self._max_body_bytes) from None
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidArgumentError("the body is not valid JSON", "MALFORMED_REQUEST") from None
-        if not isinstance(body, dict):
-            raise InvalidArgumentError("the body must be a JSON object", "MALFORMED_REQUEST")
-        return body
 
     async def _cohere_rerank(self, call: Call, body: dict[str, Any] | None, timeout: float) -> RerankOutcome:
         asked = declarations.validate(CohereRerankRequest, body, FOREIGN_FIELDS)
@@ -205,16 +202,9 @@ class HttpApi:
                 meta=CohereMeta(billed_units=BilledUnits(search_units=1)))
             return web.json_response(answer.model_dump(exclude_none=True), headers=headers)
         except CrossrankError as exc:
-            status = HTTP_STATUS[exc.code]
-            if status in (429, 503):  # retryable: say when (a stub or Triton restart takes a few seconds)
-                headers["Retry-After"] = RETRY_AFTER_S
-            return web.json_response({
-                "message": exc.message, "reason": exc.reason, "request_id": rid,
-                "field_violations": [{"field": v.field, "description": v.description} for v in exc.violations],
-            }, status=status, headers=headers)
+            return from_error(exc, rid)
         except Exception:  # logged with its traceback by the pipeline
-            return web.json_response({"message": f"internal error (request id {rid})", "reason": "INTERNAL",
-                                      "request_id": rid}, status=500, headers=headers)
+            return error_response(500, f"internal error (request id {rid})", "INTERNAL", rid)
 
 
 def tls_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext:
@@ -229,7 +219,9 @@ def tls_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.
 
 async def start(api: HttpApi, host: str, port: int,
                 tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(api.app(), access_log=None)
+    # keepalive_timeout: aiohttp closes a connection still waiting for a request head this long after it opened
+    # or after its last response: idle keep-alive connections and slow or stalled headers alike.
+    runner = JsonErrorRunner(api.app(), access_log=None, keepalive_timeout=api.header_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()

@@ -59,14 +59,15 @@ class TeiInfo:
 
 # The one place where the core's errors become TEI's (HTTP status, error_type). TEI's own types: Unhealthy
 # 503, Backend 424, Overloaded 429, Tokenizer 422, Validation 413, Empty 400. What TEI has no type for keeps
-# the closest type with the status HTTP gives it (401, 404, 422 for a malformed body as TEI's JSON parser
-# answers, 499, 504); a client reads the status first.
+# the closest type with the status HTTP gives it (401, 404, 408, 415, 422 for a malformed body as TEI's JSON
+# parser answers, 499, 504); a client reads the status first.
 TEI_HTTP: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.INVALID_ARGUMENT: (422, "Validation"), ErrorCode.NOT_FOUND: (404, "Validation"),
     ErrorCode.UNAUTHENTICATED: (401, "Unauthorized"), ErrorCode.RESOURCE_EXHAUSTED: (429, "Overloaded"),
     ErrorCode.MESSAGE_TOO_LARGE: (413, "Validation"), ErrorCode.UNAVAILABLE: (503, "Unhealthy"),
     ErrorCode.DEADLINE_EXCEEDED: (504, "Backend"), ErrorCode.CANCELLED: (499, "Backend"),
     ErrorCode.INTERNAL: (424, "Backend"),  # TEI: inference failed
+    ErrorCode.READ_TIMEOUT: (408, "Validation"), ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, "Validation"),
 }
 # Bad input TEI tells apart, by the core's reason.
 TEI_HTTP_BY_REASON: dict[str, tuple[int, str]] = {
@@ -91,8 +92,8 @@ _GRPC_BY_TYPE = {
     "Tokenizer": grpc.StatusCode.FAILED_PRECONDITION, "Empty": grpc.StatusCode.INVALID_ARGUMENT,
     "Unauthorized": grpc.StatusCode.UNAUTHENTICATED,
 }
-_GRPC_BY_STATUS = {404: grpc.StatusCode.NOT_FOUND, 499: grpc.StatusCode.CANCELLED,
-                   504: grpc.StatusCode.DEADLINE_EXCEEDED}
+_GRPC_BY_STATUS = {404: grpc.StatusCode.NOT_FOUND, 408: grpc.StatusCode.DEADLINE_EXCEEDED,
+                   499: grpc.StatusCode.CANCELLED, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def tei_grpc_code(error: CrossrankError) -> grpc.StatusCode:

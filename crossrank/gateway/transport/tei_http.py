@@ -4,7 +4,7 @@ response shapes of Hugging Face Text Embeddings Inference, so a TEI client switc
 Each route runs through `HttpApi.run` (API key, admission, deadline, metrics, access log) and the same core
 as every other door. Requests are declared once, as pydantic models: the handler validates with them and the
 OpenAPI document is generated from them. Errors are TEI's `{"error": ..., "error_type": ...}` with the
-status of `tei.ERROR_TABLE`. Beyond TEI: `model` (optional) picks a served model other than the default.
+status of `tei.TEI_HTTP`. Beyond TEI: `model` (optional) picks a served model other than the default.
 Unknown fields are refused with 422 naming the field, never silently ignored.
 
 `/predict` takes what TEI's takes for pairs: one pair `["text", "text_pair"]` (answered with a list of
@@ -14,7 +14,6 @@ single text (`"text"` or `["text"]`) is refused: every crossrank model scores pa
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -28,9 +27,8 @@ from crossrank.gateway.core.pipeline import Call, request_id
 from crossrank.gateway.core.scoring import ClassifyQuery, RerankQuery
 from crossrank.gateway.transport import declarations, tei
 from crossrank.gateway.transport.declarations import Declaration
+from crossrank.gateway.transport.http_errors import retry_headers
 from crossrank.gateway.transport.openapi import Operation
-
-logger = logging.getLogger(__name__)
 
 # Method labels in metrics and the access log.
 RERANK_METHOD, PREDICT_METHOD, INFO_METHOD = "HttpTeiRerank", "HttpTeiPredict", "HttpTeiInfo"
@@ -155,7 +153,7 @@ def _headers(rid: str, started: float, chars: int, tokens: int, inference_ms: fl
 def error_response(error: CrossrankError, rid: str) -> web.Response:
     status, error_type = tei.tei_error(error)
     return web.json_response({"error": error.message, "error_type": error_type}, status=status,
-                             headers={"x-request-id": rid})
+                             headers={"x-request-id": rid, **retry_headers(status)})
 
 
 class TeiRoutes:

@@ -5,7 +5,8 @@ logits export bounded against fp32's: |fast - fp32| <= delta on every pair it me
 best fast logit. A document outside the window (fast < T - 2 delta) has an fp32 logit below T - delta, while
 the k documents at or above T have fp32 logits of at least T - delta: it cannot be in fp32's top k. So
 re-scoring the window with fp32 and ordering by fp32 gives fp32's top k, order and scores, whenever every
-fast error is within delta. Pure functions: the core calls them around its two backend calls.
+fast error is within delta. Pure functions, shared by the gateway (around its two backend calls) and export
+(which runs the same rule in-process to check and time it).
 """
 
 from __future__ import annotations

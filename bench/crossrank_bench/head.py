@@ -1,0 +1,77 @@
+"""A short look at the exact head alone (`python -m crossrank_bench.head`): served pairs/s of fp32, int8 alone
+and int8 with the exact head on the MiniLM-L-6 stand-in, 1 query x 100 passages with top_n 10, one request at a
+time, with each one's top-10 exactness against served fp32 and the documents it re-scored. The full side by
+side (`make bench`) has the same rows among all the others; this takes a few minutes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
+from crossrank.embedded_triton.model_setup import exported_models
+from crossrank.export import stamp
+from crossrank.export.exporter import ExportOptions, export
+from crossrank.export.source import build_demo_model
+from crossrank_bench import measure, workload
+from crossrank_bench.main import HEAD, MODEL_EXACT, MODEL_FP32, MODEL_INT8, _cpu_model, _head_figures
+from crossrank_bench.systems import ServedSystem
+
+logger = logging.getLogger(__name__)
+
+
+async def _measure(repository: Path, requests: int, rounds: int) -> dict[str, Any]:
+    served_as = {m.name: f"{m.engine} {m.precision}" + (" + exact head" if m.exact_head else "")
+                 for m in exported_models(repository)}
+    specs = workload.requests(requests, 100, seed=1)
+    triton = EmbeddedTriton(TritonOptions(repository))
+    url = await triton.start()
+    try:
+        process, target = measure.serve_gateway(["--triton-url", url])
+        try:
+            await asyncio.to_thread(measure.wait_serving, target, process, 120)
+            systems = [ServedSystem(target, name, served_as[name], top_n=HEAD)
+                       for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT)]
+            runs: dict[str, list[float]] = {s.name: [] for s in systems}
+            for _ in range(rounds):  # interleaved: the machine's drift falls on all alike
+                for system in systems:
+                    m = await measure.run_concurrent(system.name, "A", system.score, specs, 1)
+                    runs[system.name].append(m.pairs_per_s)
+            heads = _head_figures(systems[0], systems[1:])
+            for system in systems:
+                await system.close()
+        finally:
+            measure.stop(process)
+    finally:
+        await triton.stop()
+    return {name: {"pairs_per_s_median": sorted(rates)[len(rates) // 2], "pairs_per_s_rounds": rates,
+                   **heads[name]} for name, rates in runs.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crossrank_bench.head", description=__doc__)
+    parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
+    parser.add_argument("--cache", type=Path, default=Path("bench/.cache"))
+    parser.add_argument("--requests", type=int, default=12, help="1 x 100 requests per system and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    model_dir = build_demo_model(args.cache / "demo-model-fitted")
+    for name, precision, exact_head in ((MODEL_FP32, "fp32", "off"), (MODEL_INT8, "int8", "off"),
+                                        (MODEL_EXACT, "int8", "on")):
+        if stamp.foreign_version(stamp.read(args.repository / name)) is not None:
+            export(ExportOptions(source=str(model_dir), name=name, repository=args.repository,
+                                 engine="onnx-python", precision=precision, exact_head=exact_head))
+    figures = asyncio.run(_measure(args.repository, args.requests, args.rounds))
+    print(json.dumps({"cpu": _cpu_model(), "rows": figures}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
