@@ -8,7 +8,7 @@ and orders the kinds (default "abcd"; "cd" applies only those two, in turn).
 
 It fails when any response is a wrong answer or an error other than a retryable refusal (UNAVAILABLE,
 DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED; HTTP 503, 504, 429), when a valid request is not answered correctly
-on both transports within 30 s of a fault, when gateway or Triton memory grows 10% or more, or when
+on both transports within 30 s of a fault, when gateway or Triton memory grows by 10% and 16 MiB or more, or when
 anything (process, port, shared memory) outlives SIGTERM. The summary is printed (run with -s) and written
 as JSON to CROSSRANK_CHAOS_REPORT when that is set."""
 
@@ -50,7 +50,11 @@ CONCURRENCY = 32  # half on gRPC, half on HTTP
 FAULT_INTERVAL_S = 30.0
 RECOVERY_S = 30.0  # a valid request answered on both transports within this long after each fault
 WARMUP_S = 10.0  # clean load before the first fault; memory's starting point is taken after it
+# Memory growth allowed from the end of the warm-up to the end: 10% as in the soak, but at least 16 MiB. The 400
+# half-open calls raise the gateway's high-water mark once by about 9 MiB (10% of it), which the process keeps
+# after they end; a leak grows with every fault and every request and passes that.
 MAX_RSS_GROWTH = 0.10
+MIN_RSS_ALLOWANCE_MIB = 16
 KINDS = {"a": "stub SIGKILL", "b": "Triton SIGSTOP 10 s", "c": "stalled HTTP upload", "d": "400 half-open gRPC calls"}
 NO_RETRY = RetryPolicy(attempts=1)  # every refusal is seen and counted, none hidden by a retry
 
@@ -214,7 +218,7 @@ def _failures(summary: dict[str, Any], chaos: Chaos) -> list[str]:
     if len(summary["faults"]) < math.ceil(chaos.duration / FAULT_INTERVAL_S):
         out.append(f"only {len(summary['faults'])} faults were applied")
     for part, (start, end) in summary["rss_mib"].items():
-        if start and (end - start) / start >= MAX_RSS_GROWTH:
+        if start and end - start >= max(MAX_RSS_GROWTH * start, MIN_RSS_ALLOWANCE_MIB):
             out.append(f"{part} RSS grew {start} -> {end} MiB")
     if summary["exit_code"] != 0:
         out.append(f"the server exited with {summary['exit_code']} on SIGTERM")
