@@ -26,6 +26,7 @@ from crossrank.gateway.core.errors import CrossrankError
 from crossrank.gateway.core.metrics import GatewayMetrics
 from crossrank.gateway.core.scoring import CrossEncoderCore
 from crossrank.gateway.transport.grpc_server import set_serving
+from crossrank.model_info import ModelInfo
 from crossrank.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,18 +34,66 @@ logger = logging.getLogger(__name__)
 _MONITOR_INTERVAL_S = 1.0
 _RESTART_BACKOFF_S = (1.0, 30.0)  # first and longest wait before restarting a dead embedded Triton
 _STABLE_AFTER_S = 60.0  # a Triton that ran this long before dying restarts after the shortest wait
+# A backend fault (a dead python-backend stub, a dead embedded Triton) unhealed this long fails liveness.
+_LIVENESS_AFTER_S = 90.0
 
 
 class ServerStoppedError(RuntimeError):
     """The server stopped itself because a part it cannot run without failed; the message says which."""
 
 
+class _Faults:
+    """The backend faults the monitor heals: since when one is unhealed, for liveness."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.live = True
+
+    def seen(self, now: float) -> None:
+        if self.since is None:
+            self.since = now
+
+    def healed(self) -> None:
+        self.since = None
+
+    def unhealed_for(self, now: float) -> float:
+        return 0.0 if self.since is None else now - self.since
+
+
+def _stub_fault(backend: TritonBackend, triton: EmbeddedTriton | None,
+                started: asyncio.Event) -> tuple[str, ModelInfo | None]:
+    """What says a python-backend stub died ("" = nothing), with the model a request found so: a dead stub
+    among the embedded Triton's children, or a request Triton refused because its model's stub is not healthy."""
+    model = backend.take_stub_fault()
+    if triton is not None:
+        dead = triton.dead_stubs() if started.is_set() else []
+        # Embedded: the process table is the truth; a late request error may predate the last restart.
+        return (f"Triton's python-backend process {dead[0]} died" if dead else ""), None
+    return (f"a python-backend process of model {model.name} died" if model is not None else ""), model
+
+
 async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: object,
                    triton: EmbeddedTriton | None, started: asyncio.Event, metrics: GatewayMetrics,
                    readiness: Readiness) -> None:
     serving = False
+    faults = _Faults()
+    faulted: ModelInfo | None = None  # external mode: the model whose stub died, probed until it answers
+    loop = asyncio.get_running_loop()
     while True:
         try:
+            fault, model = _stub_fault(backend, triton, started)
+            if fault and triton is not None and triton.running:
+                # Triton never restarts a dead stub, and reloading its model waits for the dead process; a
+                # restart of Triton (the supervisor's job once it is gone) starts every stub anew.
+                logger.error("%s: health NOT_SERVING, requests get UNAVAILABLE; restarting Triton", fault)
+                faults.seen(loop.time())
+                triton.kill()
+            elif fault and triton is None:
+                if faulted is None:
+                    logger.error("%s: health NOT_SERVING until it answers again (an external Triton is not "
+                                 "restarted by the gateway)", fault)
+                faulted = model or faulted
+                faults.seen(loop.time())
             ready = started.is_set() and await backend.ready()
             if ready and not serving:
                 try:
@@ -56,13 +105,29 @@ async def _monitor(backend: TritonBackend, core: CrossEncoderCore, health: objec
                 ready = bool(models)
             if triton is not None and started.is_set() and not triton.running:
                 ready = False
+                faults.seen(loop.time())
+            if ready and faulted is not None:
+                if await backend.probe(faulted):
+                    faulted = None
+                    backend.take_stub_fault()
+                else:
+                    ready = False
         except Exception:  # never freeze health in its last state: a check that fails means not ready
             logger.exception("readiness check failed; health is NOT_SERVING until a check succeeds")
             ready = False
+        if ready:
+            faults.healed()
+        # Liveness fails only when a fault stays unhealed: the orchestrator then restarts the gateway (and, in
+        # embedded mode, Triton with it). A Triton that is merely absent (external mode, at start) is not one.
+        live = faults.unhealed_for(loop.time()) < _LIVENESS_AFTER_S
         metrics.triton_ready.set(1 if ready else 0)
-        if ready != serving:
+        if ready != serving or live != faults.live:
+            if not live and faults.live:
+                logger.critical("the backend has not recovered for %.0f s: liveness NOT_SERVING, so that the "
+                                "orchestrator restarts the server", _LIVENESS_AFTER_S)
             serving = readiness.serving = ready
-            await set_serving(health, serving)
+            faults.live = live
+            await set_serving(health, serving, live)
             logger.info("health: %s", "SERVING" if serving else "NOT_SERVING")
         await asyncio.sleep(_MONITOR_INTERVAL_S)
 

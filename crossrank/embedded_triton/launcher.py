@@ -190,6 +190,27 @@ class EmbeddedTriton:
             await asyncio.sleep(0.1)
         return self._process.returncode
 
+    def dead_stubs(self) -> list[int]:
+        """Triton's python-backend stubs that died (killed, OOM-killed) while Triton runs on. Triton neither
+        restarts nor reaps them: each stays a zombie child of Triton, and its model fails every request."""
+        if not self.running:
+            return []
+        dead = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if int(fields[1]) == self.pid and fields[0] in ("Z", "X"):
+                dead.append(int(stat.parent.name))
+        return dead
+
+    def kill(self) -> None:
+        """Kills Triton and its stubs at once (SIGKILL to the process group): the supervisor restarts it."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+
     async def restart(self) -> str:
         """Cleans up after a dead (or live) Triton and starts a new one on the same ports."""
         await self.stop()
@@ -257,6 +278,12 @@ class EmbeddedTriton:
     async def stop(self) -> None:
         """Stops Triton (SIGTERM, then SIGKILL after the stop timeout) and cleans up after it."""
         process = self._process
+        if process is not None and process.returncode is None and self.dead_stubs():
+            # Triton would wait its whole exit timeout (30 s) for the dead stub's model to unload: nothing is
+            # left to finish gracefully in a model whose process is gone, so end it now.
+            logger.warning("a python-backend stub of Triton is dead: killing Triton instead of waiting for it")
+            self.kill()
+            await self.wait_exit(10)
         if process is not None and process.returncode is None:
             logger.info("stopping Triton")
             with contextlib.suppress(ProcessLookupError):

@@ -4,11 +4,13 @@ coming back (external mode), and SIGTERM while requests are in flight."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, Crossr
 from grpc_health.v1 import health_pb2
 
 from crossrank.embedded_triton.launcher import free_port
+from crossrank.gateway.transport.grpc_server import SERVICE_NAME as SERVICE
 from tests.e2e.server_process import ServerProcess, alive, children
 
 pytestmark = pytest.mark.e2e
@@ -166,3 +169,105 @@ def test_deadline_ends_the_call_and_frees_the_gateway(server: ServerProcess) -> 
     _wait(lambda: _inflight(server) == 0, 10)
     with CrossEncoderClient(server.target) as client:
         assert len(client.rerank("alpha", ["beta"], model="tiny-bert")) == 1
+
+
+def _stub_pid(server: ServerProcess, model: str) -> int:
+    """The python-backend stub process of Triton model `model` (its command line names the model's model.py)."""
+    for pid in children(_triton_pid(server)):
+        try:
+            if f"/{model}/1/model.py" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                return pid
+        except OSError:
+            continue
+    raise AssertionError(f"no stub process for {model}")
+
+
+def _http(server: ServerProcess, path: str, body: dict[str, object] | None = None) -> tuple[int, str | None]:
+    """(status, Retry-After header) of one HTTP call to the gateway."""
+    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}",
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Retry-After")
+    except OSError:  # no answer at all (counted as status 0: the checks below allow none)
+        return 0, None
+
+
+@pytest.mark.parametrize("victim", ["minilm_encoder", "tiny-bert_tokenizer"])
+def test_killed_stub_is_seen_and_healed(repository: Path, tmp_path: Path, victim: str) -> None:
+    """A python-backend stub killed as the OOM killer would: requests get UNAVAILABLE (HTTP 503 with
+    Retry-After), never INTERNAL; health turns NOT_SERVING at once and SERVING again within 30 s, by itself."""
+    model = victim.rsplit("_", 1)[0]
+    server = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+                           log=tmp_path / "serve.log")
+    grpc_codes: list[str] = []
+    http_answers: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with CrossEncoderClient(server.target, retry=NO_RETRY, timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    client.rerank("alpha", ["beta", "alpha gamma"], model=model)
+                    grpc_codes.append("OK")
+                except CrossrankClientError as exc:
+                    grpc_codes.append(exc.code.name)
+                http_answers.append(_http(server, "/v1/rerank", {"model": model, "query": "alpha",
+                                                                  "documents": ["beta"]}))
+
+    try:
+        server.wait_serving()
+        worker = threading.Thread(target=load)
+        worker.start()
+        _wait(lambda: len(http_answers) >= 3, 30)
+        os.kill(_stub_pid(server, victim), signal.SIGKILL)
+        killed_at = time.monotonic()
+        seen = _wait(lambda: server.health() != SERVING, 10)
+        assert server.health(SERVICE) != SERVING
+        assert _http(server, "/health")[0] == 503
+        assert server.health("crossrank.liveness") == SERVING  # healing, not dead: no restart of the pod
+        _wait(lambda: server.health() == SERVING, 60)
+        with CrossEncoderClient(server.target, timeout=30) as client:
+            assert len(client.rerank("alpha", ["beta"], model=model)) == 1
+        recovery = time.monotonic() - killed_at
+        stop.set()
+        worker.join(30)
+        print(f"\n{victim} stub killed: NOT_SERVING after {seen:.1f} s, SERVING and answering after {recovery:.1f} s")
+        assert seen < 3
+        assert recovery < 30
+        assert set(grpc_codes) <= {"OK", "UNAVAILABLE"}, grpc_codes
+        assert "UNAVAILABLE" in grpc_codes or any(status == 503 for status, _ in http_answers)
+        assert {status for status, _ in http_answers} <= {200, 503}, http_answers
+        assert all(retry for status, retry in http_answers if status == 503), http_answers
+        assert _http(server, "/health")[0] == 200
+    finally:
+        stop.set()
+        assert server.terminate() == 0
+
+
+def test_stop_right_after_a_stub_died_is_prompt(repository: Path, tmp_path: Path) -> None:
+    server = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+                           log=tmp_path / "serve.log")
+    try:
+        server.wait_serving()
+        triton = _triton_pid(server)
+        os.kill(_stub_pid(server, "tiny-bert_encoder"), signal.SIGKILL)
+        # A request meets the dead stub: from then on Triton waits out its whole exit timeout (30 s) at stop.
+        with CrossEncoderClient(server.target, retry=NO_RETRY, timeout=10) as client:
+            with pytest.raises(CrossrankClientError):
+                client.rerank("alpha", ["beta"])
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(60)
+        took = time.monotonic() - started
+        print(f"\nstopped {took:.1f} s after SIGTERM, a stub dead")
+        assert code == 0
+        assert took <= 10, server.log()
+        assert not alive(triton)
+    finally:
+        if server.process.poll() is None:
+            server.terminate()
+

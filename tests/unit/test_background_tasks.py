@@ -42,6 +42,9 @@ class _FailingBackend:
     def __init__(self) -> None:
         self.calls = 0
 
+    def take_stub_fault(self) -> None:
+        return None
+
     async def ready(self) -> bool:
         self.calls += 1
         if self.calls == 2:
@@ -65,7 +68,7 @@ async def test_the_monitor_survives_an_unexpected_error_and_reports_not_serving(
         monkeypatch: pytest.MonkeyPatch) -> None:
     states: list[bool] = []
 
-    async def record(health: object, serving: bool) -> None:
+    async def record(health: object, serving: bool, live: bool = True) -> None:
         states.append(serving)
 
     monkeypatch.setattr(app, "set_serving", record)
@@ -111,3 +114,60 @@ async def test_stopping_after_the_log_reader_was_cancelled_does_not_raise(tmp_pa
     await asyncio.wait_for(triton._drain_reader(), 5)
     await asyncio.sleep(0)
     assert hanging.cancelled()
+
+
+class _StubDiesBackend:
+    """An external Triton whose model's stub dies: requests report it, the probe fails `failing_probes` times."""
+
+    def __init__(self, failing_probes: int) -> None:
+        self.fault: Any = None
+        self.failing_probes = failing_probes
+        self.probes = 0
+
+    async def ready(self) -> bool:
+        return True
+
+    def take_stub_fault(self) -> Any:
+        fault, self.fault = self.fault, None
+        return fault
+
+    async def probe(self, model: Any) -> bool:
+        self.probes += 1
+        return self.probes > self.failing_probes
+
+
+async def _watch(backend: Any, monkeypatch: pytest.MonkeyPatch, until: Any) -> list[tuple[bool, bool]]:
+    states: list[tuple[bool, bool]] = []
+
+    async def record(health: object, serving: bool, live: bool = True) -> None:
+        states.append((serving, live))
+
+    monkeypatch.setattr(app, "set_serving", record)
+    monkeypatch.setattr(app, "_MONITOR_INTERVAL_S", 0.01)
+    monkeypatch.setattr(app, "_LIVENESS_AFTER_S", 0.3)
+    started = asyncio.Event()
+    started.set()
+    task = asyncio.create_task(app._monitor(backend, _Core(), object(), None, started, _Metrics(), app.Readiness()))
+    while not states:
+        await asyncio.sleep(0.01)
+    backend.fault = type("Info", (), {"name": "m"})()  # a request met the dead stub
+    for _ in range(500):
+        if until(states):
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    return states
+
+
+async def test_a_dead_stub_of_an_external_triton_is_not_serving_until_its_model_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _StubDiesBackend(failing_probes=3)
+    states = await _watch(backend, monkeypatch, lambda s: len(s) >= 3)
+    assert states == [(True, True), (False, True), (True, True)]  # NOT_SERVING, alive, then SERVING again
+
+
+async def test_liveness_fails_when_a_dead_stub_is_not_healed(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _StubDiesBackend(failing_probes=10**6)
+    states = await _watch(backend, monkeypatch, lambda s: s[-1] == (False, False))
+    assert states[:2] == [(True, True), (False, True)]
+    assert states[-1] == (False, False)  # unhealed past the liveness limit: the orchestrator restarts the pod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,11 @@ from crossrank.triton_contract import (
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+# Triton's answer while a python-backend stub of a model is dead ("Stub process 'minilm_encoder_0_0' is not
+# healthy."): it names the instance, `<model>_<instance>_<device>`.
+_STUB_DEAD = re.compile(r"Stub process '([^']+)' is not healthy", re.IGNORECASE)
+STUB_DEAD_MESSAGE = "a model process of the inference server died and is being restarted; retry shortly"
+
 # The one code the tokenizer refuses a request with (an over-long pair; see triton_contract.py).
 _REFUSED = "StatusCode.INVALID_ARGUMENT"
 
@@ -63,6 +69,23 @@ class TritonBackend:
     def __init__(self, url: str) -> None:
         self._client = triton.InferenceServerClient(url)
         self._stale: set[str] = set()  # models left out as exported by an older crossrank (logged once)
+        # The model (ensemble) a request found with a dead python-backend stub, until the monitor takes it.
+        self.stub_fault: ModelInfo | None = None
+
+    def take_stub_fault(self) -> ModelInfo | None:
+        """The model a request found with a dead stub since the last call, if any (then forgotten)."""
+        fault, self.stub_fault = self.stub_fault, None
+        return fault
+
+    async def probe(self, model: ModelInfo) -> bool:
+        """Whether `model` answers one small request (False while a stub of it is dead)."""
+        try:
+            await self._infer(model, "a", ["b"], 5.0, True, "", DEFAULT_CUT, first=0)
+        except BackendUnavailableError:
+            return False
+        except Exception:  # any other outcome says the model's processes answer
+            return True
+        return True
 
     async def ready(self) -> bool:
         try:
@@ -133,6 +156,15 @@ class TritonBackend:
             result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout,
                                               parameters=parameters or None)
         except InferenceServerException as exc:
+            stub = _STUB_DEAD.search(str(exc.message() or ""))
+            if stub:
+                # A python-backend stub died (killed, OOM): Triton keeps the model READY and fails each request
+                # until the model is loaded again. Retryable for the client; the monitor heals it.
+                if self.stub_fault is None:
+                    logger.error("Triton's process for %s died (%s): requests for it get UNAVAILABLE until it is "
+                                 "restarted", stub.group(1), model.name)
+                self.stub_fault = model
+                raise BackendUnavailableError(STUB_DEAD_MESSAGE) from None
             too_long = parse_too_long(str(exc.message() or "")) if str(exc.status()) == _REFUSED else None
             if too_long is not None:
                 raise PairTooLongError(first + too_long[0], too_long[1]) from None

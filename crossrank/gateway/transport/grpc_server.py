@@ -71,8 +71,11 @@ def add_port(server: grpc.aio.Server, address: str, cert_file: str = "", key_fil
     return server.add_secure_port(address, credentials)
 
 
-async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool, live: bool = True) -> None:
+    """Readiness (`serving`, for "" and the API's service) and liveness (`live`: false only when the gateway
+    gave up healing its backend, so that the orchestrator restarts it)."""
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in HEALTH_SERVICES:
         await health_servicer.set(name, status)
-    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING if live
+                              else health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -26,6 +26,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESOURCE_EXHAUSTED: 429, ErrorCode.CANCELLED: 499, ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503, ErrorCode.DEADLINE_EXCEEDED: 504,
 }
+# Seconds a client should wait before retrying a 429 or 503.
+RETRY_AFTER_S = "1"
 # The reasons of the statuses that aiohttp itself answers.
 _FRAMEWORK_REASONS = {400: "MALFORMED_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                       413: "MESSAGE_TOO_LARGE", 431: "MALFORMED_REQUEST"}
@@ -46,11 +48,16 @@ def call_status(call: Call) -> int:
     return status_of(call.error)
 
 
+def retry_headers(status: int) -> dict[str, str]:
+    """`Retry-After` on the retryable statuses (429, 503): a backend restart takes a few seconds."""
+    return {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else {}
+
+
 def error_response(status: int, message: str, reason: str, rid: str, violations: list[dict[str, str]] | None = None,
                    headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"message": message, "reason": reason, "request_id": rid,
                               "field_violations": violations or []},
-                             status=status, headers={"x-request-id": rid, **(headers or {})})
+                             status=status, headers={"x-request-id": rid, **retry_headers(status), **(headers or {})})
 
 
 def from_error(error: CrossrankError, rid: str) -> web.Response:

@@ -27,6 +27,7 @@ from crossrank.gateway.core.pipeline import Call, request_id
 from crossrank.gateway.core.scoring import ClassifyQuery, RerankQuery
 from crossrank.gateway.transport import declarations, tei
 from crossrank.gateway.transport.declarations import Declaration
+from crossrank.gateway.transport.http_errors import retry_headers
 from crossrank.gateway.transport.openapi import Operation
 
 # Method labels in metrics and the access log.
@@ -152,7 +153,7 @@ def _headers(rid: str, started: float, chars: int, tokens: int, inference_ms: fl
 def error_response(error: CrossrankError, rid: str) -> web.Response:
     status, error_type = tei.tei_error(error)
     return web.json_response({"error": error.message, "error_type": error_type}, status=status,
-                             headers={"x-request-id": rid})
+                             headers={"x-request-id": rid, **retry_headers(status)})
 
 
 class TeiRoutes:
