@@ -142,7 +142,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             progress.plan(1)
             with progress.step(f"{info.precision} ranking against fp32"):
                 agreement = (check_agreement(reference, pair_tokenizer, built, info) if exact is None or head is None
-                             else check_head_agreement(reference, pair_tokenizer, built, exact, head.delta, info))
+                             else check_head_agreement(pair_tokenizer, built, exact, head.delta, info))
         if options.tokens_per_batch:
             built = tuning.with_width(built, options.tokens_per_batch)
         elif built.batcher is not None:  # python-backend engines; native ones batch inside Triton's backend

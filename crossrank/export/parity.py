@@ -92,16 +92,22 @@ def head_bound(fast: BuiltEncoder, exact: BuiltEncoder, pair_tokenizer: PairToke
     return found
 
 
-def check_head_agreement(reference: Reference, pair_tokenizer: PairTokenizer, fast: BuiltEncoder,
-                         exact: BuiltEncoder, delta: float, info: ModelInfo) -> Agreement:
-    """The served ranking's agreement with fp32 when the exact head re-scores the top 10 of each list."""
+def check_head_agreement(pair_tokenizer: PairTokenizer, fast: BuiltEncoder, exact: BuiltEncoder, delta: float,
+                         info: ModelInfo) -> Agreement:
+    """The served ranking's agreement with fp32 when the exact head re-scores the top 10 of each list. Against
+    the fp32 encoder it serves beside (whole lists), which is what it promises: PyTorch's own fp32 differs
+    from that by up to the parity tolerance, and would flip near-ties that no precision choice decides."""
     from crossrank.activation import apply
 
+    def encode(pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        return pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
+
     def served(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        feed = pair_tokenizer.encode([a for a, _ in pairs], [b for _, b in pairs]).tensors
-        logits, _ = head_rescoring.rerank(fast.score, exact.score, feed, head_rescoring.TIMING_TOP_N, delta)
+        logits, _ = head_rescoring.rerank(fast.score, exact.score, encode(pairs), head_rescoring.TIMING_TOP_N,
+                                          delta)
         return apply(info.activation, logits.astype(np.float32)[:, None])[:, 0]
 
-    result = agreement_module.measure(lambda pairs: apply(info.activation, reference(pairs))[:, 0], served)
+    result = agreement_module.measure(lambda pairs: apply(info.activation, exact.score(encode(pairs)))[:, 0],
+                                      served)
     logger.info("%s with the exact head against fp32: %s", info.precision, result.summary())
     return result

@@ -77,7 +77,7 @@ def choose(options: list[precision.Candidate], build: Callable[[precision.Candid
             if exact is not None:
                 bounds[candidate] = head_bound(built, exact, pair_tokenizer)
                 agreement: Agreement | None = check_head_agreement(
-                    reference, pair_tokenizer, built, exact, bounds[candidate].delta, candidate_info)
+                    pair_tokenizer, built, exact, bounds[candidate].delta, candidate_info)
             else:
                 agreement = (None if candidate.precision == Precision.FP32
                              else check_agreement(reference, pair_tokenizer, built, candidate_info, warn=False))
