@@ -23,6 +23,8 @@ class ExportOptions:
     source: str = field(metadata=stamp.NOT_STAMPED)
     name: str = field(metadata=stamp.NOT_STAMPED)
     repository: Path = field(metadata=stamp.NOT_STAMPED)
+    # Python callers get a fixed, fast-to-build export (onnx-python, fp32); `crossrank export` and serve's
+    # model set-up pass `auto` for both, which measures the candidates this machine runs (minutes).
     engine: str = EngineName.ONNX_PYTHON
     precision: str = Precision.FP32
     max_length: int | None = None
