@@ -17,8 +17,8 @@ import numpy as np
 
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_contract import AUTO, Precision
-from crossrank.triton_models.causal_lm_score import ScoreReading, scoring_module
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+from crossrank.triton_models.score_reading import ScoreReading
 
 NO_HEAD = ScoreReading()  # the model's own classifier logits
 TRITON_MODULES = Path(__file__).resolve().parent.parent / "triton_models"
@@ -69,6 +69,7 @@ def threads_parameter(requested: int) -> str:
 def onnx_file(model: Any, input_names: tuple[str, ...], work: Path, precision: str, score: ScoreReading) -> Path:
     """Writes `work/model.onnx` (int8-quantized for precision int8) and returns its path."""
     from crossrank.export.onnx_export import export_onnx
+    from crossrank.triton_models.causal_lm_score import scoring_module  # torch: only when a graph is written
 
     work.mkdir(parents=True, exist_ok=True)
     onnx_path = work / "model.onnx"

@@ -25,8 +25,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 from crossrank.export.encoder_build import NO_HEAD, BuiltEncoder, default_threads, onnx_file
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_contract import Precision
-from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+from crossrank.triton_models.score_reading import ScoreReading
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from crossrank.export.encoder_build import (
 )
 from crossrank.export.triton_repository import EncoderSpec
 from crossrank.triton_contract import EngineName
-from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import TokenizerSettings
+from crossrank.triton_models.score_reading import ScoreReading
 
 
 class OnnxPythonEngine:
@@ -77,7 +77,7 @@ class TorchPythonEngine:
 
         def write_files(target: Path) -> None:
             copy_triton_module(target, "encoder_model.py", "torch_encoder.py", "ragged_batching.py",
-                               "causal_lm_score.py", "host_cpu.py")
+                               "causal_lm_score.py", "score_reading.py", "host_cpu.py")
             shutil.copytree(hf, target / "hf")
 
         spec = EncoderSpec(

@@ -30,7 +30,7 @@ def _encoder(engine: str, directory: Path, params: dict[str, str], instances: in
               "padding_side": params.get("padding_side", "right"),
               "tokens_per_batch": int(params.get("tokens_per_batch", "0"))}
     if engine == EngineName.TORCH_PYTHON:
-        from causal_lm_score import ScoreReading
+        from score_reading import ScoreReading
         from torch_encoder import TorchEncoder
 
         score = ScoreReading.from_parameters(params)

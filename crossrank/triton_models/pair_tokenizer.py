@@ -37,10 +37,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tokenizers import Encoding, Tokenizer
+
+if TYPE_CHECKING:  # imported where used: the format registry and the CLI read these settings in the gateway's
+    # image, which ships no `tokenizers`
+    from tokenizers import Encoding, Tokenizer
 
 SETTINGS_FILE = "crossrank_tokenizer.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -174,6 +177,8 @@ class PairTokenizer:
     @classmethod
     def from_directory(cls, directory: Path) -> PairTokenizer:
         settings = TokenizerSettings.load(directory / SETTINGS_FILE)
+        from tokenizers import Tokenizer
+
         return cls(Tokenizer.from_file(str(directory / TOKENIZER_FILE)), settings)
 
     @property
@@ -258,6 +263,8 @@ class PairTokenizer:
             return encoding
         if cache is not None and key in cache:
             return cache[key]
+        from tokenizers import Encoding
+
         cut = Encoding.merge([encoding], growing_offsets=False)
         # `truncate` keeps what it cut as `overflowing`, which every later copy copies too; cutting once more by
         # one token leaves a single one-token overflow in place of the (possibly huge) first one.

@@ -16,20 +16,17 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 try:  # inside Triton the sibling modules are imported flat; in the package, relatively
-    from causal_lm_score import ScoreReading, TokenLogitScorer, load_reading, score_shared_prefix
+    from causal_lm_score import TokenLogitScorer, load_reading, score_shared_prefix
     from host_cpu import cpu_flags, has_bf16
     from ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
+    from score_reading import ScoreReading
     from triton_contract import Precision
 except ImportError:
     from crossrank.triton_contract import Precision
-    from crossrank.triton_models.causal_lm_score import (
-        ScoreReading,
-        TokenLogitScorer,
-        load_reading,
-        score_shared_prefix,
-    )
+    from crossrank.triton_models.causal_lm_score import TokenLogitScorer, load_reading, score_shared_prefix
     from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
     from crossrank.triton_models.ragged_batching import DEFAULT_TOKENS_PER_BATCH, RaggedBatcher
+    from crossrank.triton_models.score_reading import ScoreReading
 
 DTYPES = {Precision.FP32: torch.float32, Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
 # A GPU wants far wider batches than a CPU core's cache does.

@@ -21,8 +21,8 @@ import numpy as np
 
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.model_info import Activation
-from crossrank.triton_models.causal_lm_score import ScoreReading
 from crossrank.triton_models.pair_tokenizer import PairTokenizer, TokenizerSettings
+from crossrank.triton_models.score_reading import ScoreReading
 
 __all__ = ["Checkpoint", "Format", "Prepared", "Reference", "ScoreReading"]
 
