@@ -83,7 +83,7 @@ class Prepared:
 
 
 class Format:
-    """One model format. Subclasses set `name` and implement `recognises` and `prepare`."""
+    """One model format. Subclasses set `name` and implement `prepare`, and `recognises` where `told`."""
 
     name: str = ""
     causal: bool = False  # reads *ForCausalLM checkpoints (the others: sequence classifiers and custom code)
@@ -93,7 +93,9 @@ class Format:
     summary: str = ""  # one line for `--layout`'s help and the docs
 
     def recognises(self, checkpoint: Checkpoint) -> bool:
-        raise NotImplementedError
+        if self.told:
+            raise NotImplementedError
+        return False  # only ever named
 
     def refusal(self, checkpoint: Checkpoint) -> str | None:
         """Why this format, named with --layout, cannot read `checkpoint` (None: it can)."""

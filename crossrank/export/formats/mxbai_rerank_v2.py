@@ -52,9 +52,6 @@ class MxbaiRerankV2(Format):
     told = False
     summary = "a raw mxbai-rerank-v2 checkpoint, as its published code scores it"
 
-    def recognises(self, checkpoint: Checkpoint) -> bool:
-        return False
-
     def prepare(self, checkpoint: Checkpoint) -> Prepared:
         tokenizer = checkpoint.tokenizer
         # its code scores by the first token of "1" and of "0"

@@ -67,9 +67,6 @@ class Qwen3Reranker(Format):
     told = False
     summary = "a raw Qwen3-Reranker checkpoint, as its model card scores it"
 
-    def recognises(self, checkpoint: Checkpoint) -> bool:
-        return False
-
     def prepare(self, checkpoint: Checkpoint) -> Prepared:
         from transformers import AutoModelForCausalLM
 
