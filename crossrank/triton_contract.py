@@ -36,6 +36,10 @@ TRUNCATION_SIDE_PARAMETER = "crossrank_truncation_side"
 # Int, default 0 = none: each second text is first cut to this many of its own tokens (Cohere's
 # `max_tokens_per_doc`).
 MAX_DOCUMENT_TOKENS_PARAMETER = "crossrank_max_document_tokens"
+# Request ids (space-separated) of pieces the gateway abandoned (their client cancelled, their deadline passed):
+# the tokenizer records them in the server's register (triton_models/cancelled.py) and the encoder drops those
+# requests. Sent on a small request of its own, which is answered once the work queued ahead of it has ended.
+CANCELLED_PARAMETER = "crossrank_cancelled"
 
 # How the tokenizer refuses an over-long pair: with Triton's INVALID_ARGUMENT code (the python backend's
 # `TritonError.INVALID_ARG`), which nothing else the tokenizer returns carries, and a message whose details

@@ -26,6 +26,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossrank.triton_models.cancelled import REGISTER_ENV
+
 logger = logging.getLogger(__name__)
 triton_log = logging.getLogger("crossrank.triton")
 
@@ -136,6 +138,8 @@ class EmbeddedTriton:
             str(package.parent.parent / "nvidia_pytriton.libs")
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (libdir, bundled, env.get("LD_LIBRARY_PATH", "")) if p)
+        if self._workdir is not None:  # the register of abandoned requests goes with this Triton's scratch folder
+            env[REGISTER_ENV] = str(self._workdir / "cancelled")
         return env
 
     def reserve_ports(self) -> str:

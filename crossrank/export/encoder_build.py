@@ -46,10 +46,12 @@ class Engine(Protocol):
 
 
 def copy_triton_module(target: Path, entry_point: str, *modules: str) -> None:
-    """Copies a python-backend entry point as `model.py` and its pure modules beside it, with the contract."""
+    """Copies a python-backend entry point as `model.py` and its pure modules beside it, with the contract and
+    the register of abandoned requests."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(TRITON_MODULES / entry_point, target / "model.py")
     shutil.copy2(CONTRACT_MODULE, target / CONTRACT_MODULE.name)
+    shutil.copy2(TRITON_MODULES / "cancelled.py", target / "cancelled.py")  # every model checks the register
     for module in modules:
         shutil.copy2(TRITON_MODULES / module, target / module)
 

@@ -6,7 +6,7 @@ Runs inside the `<name>_encoder` Triton model and in tests; requests are merged 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -45,4 +45,12 @@ class OnnxEncoder:
 
     def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""
-        return self._batcher.score(requests, lambda feed: self._session.run(["logits"], feed)[0])
+        return self._batcher.score(requests, self._run)
+
+    def score_unless_cancelled(self, requests: Sequence[dict[str, np.ndarray]],
+                               cancelled: Callable[[int], bool]) -> list[np.ndarray | None]:
+        """As `score`; None for a request cancelled before all its rows were scored."""
+        return self._batcher.score_unless_cancelled(requests, self._run, cancelled)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self._session.run(["logits"], feed)[0]

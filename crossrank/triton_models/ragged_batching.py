@@ -4,6 +4,10 @@ logits back per request. Shared by every python-backend encoder (ONNX Runtime, P
 Triton's dynamic batcher hands the encoder several requests at once, each padded to its own longest pair.
 The pairs of all of them are pooled, sorted by true length and run in sub-batches padded only to their own
 longest pair, capped in padded tokens: the encoder's cost is the padded token count.
+
+Between sub-batches the batcher asks whether each request that still has rows to score was cancelled (its
+client gone or past its deadline, as Triton reports it): a cancelled request's remaining rows are dropped, so
+abandoned work costs at most the sub-batch already running.
 """
 
 from __future__ import annotations
@@ -30,9 +34,17 @@ class RaggedBatcher:
 
     def score(self, requests: Sequence[Feed], run: Callable[[Feed], np.ndarray]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] (float32) for each request's inputs [n_i, length_i]."""
+        return [logits for logits in self.score_unless_cancelled(requests, run, None) if logits is not None]
+
+    def score_unless_cancelled(self, requests: Sequence[Feed], run: Callable[[Feed], np.ndarray],
+                               cancelled: Callable[[int], bool] | None) -> list[np.ndarray | None]:
+        """As `score`, but None for a request that `cancelled(i)` reports cancelled before all its rows were
+        scored (asked before each sub-batch)."""
         counts = [int(req["input_ids"].shape[0]) for req in requests]
         if not sum(counts):
             return [np.zeros((0, 1), dtype=np.float32) for _ in requests]
+        owner = np.repeat(np.arange(len(requests)), counts)
+        dropped: set[int] = set()
         # Every request's real tokens, row after row, in one flat array per input: each sub-batch is then
         # gathered with a few vectorised index operations, not a Python loop per pair (which, at GPU batch
         # sizes, cost more than the model).
@@ -45,6 +57,10 @@ class RaggedBatcher:
         logits: np.ndarray | None = None
         start = 0
         while start < len(order):
+            if cancelled is not None:
+                order, dropped = self._drop_cancelled(order, start, owner, cancelled, dropped)
+                if start >= len(order):
+                    break
             width = max(int(lengths[order[start]]), 1)
             stop = start + max(1, self.tokens_per_batch // width)
             chunk = order[start:stop]
@@ -53,11 +69,25 @@ class RaggedBatcher:
             self.padded_tokens += len(chunk) * width
             out = np.asarray(run(feed), dtype=np.float32)
             if logits is None:
-                logits = np.empty((len(order), *out.shape[1:]), dtype=np.float32)
+                logits = np.empty((len(owner), *out.shape[1:]), dtype=np.float32)
             logits[chunk] = out
             start = stop
-        assert logits is not None
-        return np.split(logits, np.cumsum(counts)[:-1])
+        if logits is None:  # every request with rows was cancelled before its first sub-batch
+            return [None if i in dropped else np.zeros((0, 1), dtype=np.float32) for i in range(len(requests))]
+        parts: list[np.ndarray | None] = list(np.split(logits, np.cumsum(counts)[:-1]))
+        return [None if i in dropped else part for i, part in enumerate(parts)]
+
+    @staticmethod
+    def _drop_cancelled(order: np.ndarray, start: int, owner: np.ndarray, cancelled: Callable[[int], bool],
+                        dropped: set[int]) -> tuple[np.ndarray, set[int]]:
+        """`order` without the not-yet-scored rows of requests now cancelled (asked once per request with rows
+        left, per sub-batch: one round trip to Triton's process each)."""
+        pending = order[start:]
+        newly = {int(i) for i in np.unique(owner[pending]) if int(i) not in dropped and cancelled(int(i))}
+        if not newly:
+            return order, dropped
+        keep = ~np.isin(owner[pending], list(newly))
+        return np.concatenate((order[:start], pending[keep])), dropped | newly
 
     def _gather(self, flat: Feed, offsets: np.ndarray, lengths: np.ndarray, width: int) -> Feed:
         # Padding is rebuilt exactly as the model's tokenizer pads (side and pad id), because some models

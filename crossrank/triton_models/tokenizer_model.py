@@ -5,7 +5,9 @@ over several requests at once; each is tokenized on its own and padded to its ow
 pools the pairs of all of them and re-pads them across requests).
 
 The request parameters it reads, and how it refuses an over-long pair, are the gateway-Triton contract
-(`triton_contract.py`, copied beside this file).
+(`triton_contract.py`, copied beside this file). It records the request ids the gateway says it abandoned in
+the server's register (`cancelled.py`), where the encoder finds them; it tokenizes those requests all the same
+(cheap next to the encoder, and see encoder_model.py for why no step answers them with an error).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # tokenization, and a pool over every core in each instance would contend with the encoder's threads.
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from cancelled import CancelledRequests
 from pair_tokenizer import PairTokenizer
 from triton_contract import (
+    CANCELLED_PARAMETER,
     INSTRUCTION_PARAMETER,
     MAX_DOCUMENT_TOKENS_PARAMETER,
     QUERY_PARAMETER,
@@ -46,18 +50,22 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         directory = Path(args["model_repository"]) / args["model_version"]
         self._tokenizer = PairTokenizer.from_directory(directory)
+        self._cancelled = CancelledRequests()
 
-    def execute(self, requests: list[object]) -> list[object]:
+    def execute(self, requests: list[Any]) -> list[object]:
+        parameters = [json.loads(request.parameters() or "{}") for request in requests]
+        for given in parameters:
+            if given.get(CANCELLED_PARAMETER):
+                self._cancelled.add(str(given[CANCELLED_PARAMETER]).split())
         responses = []
-        for request in requests:
+        for request, given in zip(requests, parameters):
             try:
-                responses.append(self._tokenize(request))
+                responses.append(self._tokenize(request, given))
             except Exception as exc:  # one bad request must not fail the others in the batch
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tokenizer: {exc}")))
         return responses
 
-    def _tokenize(self, request: Any) -> object:
-        parameters = json.loads(request.parameters() or "{}")
+    def _tokenize(self, request: Any, parameters: dict[str, Any]) -> object:
         text_pairs = _strings(request, "text_pair")
         query = parameters.get(QUERY_PARAMETER)
         texts = [str(query)] * len(text_pairs) if query is not None else _strings(request, "text")

@@ -9,7 +9,7 @@ instruction, query) runs that prefix once and reuses its key/value cache (`causa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,14 +92,27 @@ class TorchEncoder:
 
     def score(self, requests: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         """Returns logits [n_i, labels] for each request's inputs [n_i, length_i]."""
+        return [r for r in self.score_unless_cancelled(requests, lambda _: False) if r is not None]
+
+    def score_unless_cancelled(self, requests: Sequence[dict[str, np.ndarray]],
+                               cancelled: Callable[[int], bool]) -> list[np.ndarray | None]:
+        """As `score`; None for a request cancelled before all its rows were scored."""
         if not self._prefix_reuse:
-            return self._batcher.score(requests, self._run)
-        results: list[np.ndarray | None] = [self._score_shared(r) for r in requests]
-        rest = [i for i, r in enumerate(results) if r is None]
-        if rest:  # requests without a long shared prefix: merged and re-padded as usual
-            for i, logits in zip(rest, self._batcher.score([requests[i] for i in rest], self._run)):
+            return self._batcher.score_unless_cancelled(requests, self._run, cancelled)
+        results: list[np.ndarray | None] = []
+        shared: list[bool] = []
+        for i, request in enumerate(requests):
+            scores = None if cancelled(i) else self._score_shared(request)
+            results.append(scores)
+            shared.append(scores is not None)
+        # Requests without a long shared prefix: merged and re-padded as usual (a cancelled one is asked again).
+        rest = [i for i, done in enumerate(shared) if not done]
+        if rest:
+            merged = self._batcher.score_unless_cancelled([requests[i] for i in rest], self._run,
+                                                          lambda j: cancelled(rest[j]))
+            for i, logits in zip(rest, merged):
                 results[i] = logits
-        return [r for r in results if r is not None]
+        return results
 
     def _score_shared(self, request: dict[str, np.ndarray]) -> np.ndarray | None:
         ids = torch.from_numpy(request["input_ids"]).to(self.device)

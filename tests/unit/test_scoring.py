@@ -49,7 +49,8 @@ class _TritonRecorder:
         self.sent: list[tuple[list[bytes], list[str], dict]] = []
         self._too_long_at = too_long_at
 
-    async def infer(self, model_name, inputs, outputs=None, client_timeout=None, parameters=None):  # type: ignore[no-untyped-def]
+    async def infer(self, model_name, inputs, outputs=None, client_timeout=None, parameters=None,  # type: ignore[no-untyped-def]
+                    request_id=""):
         from tritonclient.utils import InferenceServerException
 
         texts, pairs = inputs

@@ -2,6 +2,14 @@
 
 Model metadata comes from the ensembles' config parameters that export wrote (see model_info.py). Triton's
 error text, tensor names and paths stay in the log: callers get the gateway's own errors.
+
+A request that ends before Triton answers it (its client cancelled, its deadline passed, one of its pieces
+failed) cancels its pieces still in Triton. Triton itself cancels an ensemble request only between steps, so
+the gateway also sends the model a small notice naming the abandoned pieces' request ids: the tokenizer
+records them and the encoder drops them before its next sub-batch (triton_models/cancelled.py). The notice
+travels behind the abandoned work, so when it is answered that work has ended; the request's admission slot is
+held until then (with one encoder instance, as export configures on CPU; with several, at most the sub-batch
+another instance is running may remain).
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,9 +26,11 @@ import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from crossrank.gateway.backend.base import DEFAULT_CUT, PairTooLongError, ScoredPairs, TokenCut
+from crossrank.gateway.core.admission import hold_slot_until
 from crossrank.gateway.core.errors import BackendError, BackendUnavailableError, DeadlineError, ModelGoneError
 from crossrank.model_info import ModelInfo
 from crossrank.triton_contract import (
+    CANCELLED_PARAMETER,
     ENSEMBLE_OUTPUTS,
     INSTRUCTION_PARAMETER,
     MAX_DOCUMENT_TOKENS_PARAMETER,
@@ -39,6 +50,10 @@ STUB_DEAD_MESSAGE = "a model process of the inference server died and is being r
 
 # The one code the tokenizer refuses a request with (an over-long pair; see triton_contract.py).
 _REFUSED = "StatusCode.INVALID_ARGUMENT"
+
+# At most this long a request's slot waits for Triton to finish the work it abandoned (a paused or wedged
+# Triton must not hold slots forever; its own fault handling takes over).
+DRAIN_WAIT_S = 30.0
 
 
 def _translate(exc: InferenceServerException, what: str, model: str = "") -> Exception:
@@ -126,17 +141,39 @@ class TritonBackend:
                     timeout: float | None, truncate: bool = True, instruction: str = "",
                     cut: TokenCut = DEFAULT_CUT) -> ScoredPairs:
         step = max(1, model.max_batch_size)
-        results = await asyncio.gather(*(
-            self._infer(model, texts if isinstance(texts, str) else texts[i:i + step], text_pairs[i:i + step],
-                        timeout, truncate, instruction, cut, first=i)
-            for i in range(0, len(text_pairs), step)))
+        ids = [uuid.uuid4().hex for _ in range(0, len(text_pairs), step)]  # Triton's request id of each piece
+        pieces = [asyncio.ensure_future(self._infer(
+            model, texts if isinstance(texts, str) else texts[i:i + step], text_pairs[i:i + step], timeout,
+            truncate, instruction, cut, first=i, request_id=piece_id))
+            for i, piece_id in zip(range(0, len(text_pairs), step), ids)]
+        try:
+            results = await asyncio.gather(*pieces)
+        except BaseException:
+            # Cancelled, past its deadline, or one piece failed: the other pieces are not wanted any more.
+            for piece in pieces:
+                piece.cancel()
+            abandoned = [piece_id for piece, piece_id in zip(pieces, ids)
+                         if piece.cancelled() or not piece.done() or isinstance(piece.exception(), DeadlineError)]
+            if abandoned:
+                hold_slot_until(self._abandon(model, abandoned))
+            raise
         return ScoredPairs.concatenate(results)
+
+    async def _abandon(self, model: ModelInfo, request_ids: list[str]) -> None:
+        """Tells Triton to drop the pieces `request_ids`; returns when the notice is answered (the work queued
+        ahead of it has ended) or after DRAIN_WAIT_S."""
+        try:
+            await self._infer(model, "a", ["b"], DRAIN_WAIT_S, True, "", DEFAULT_CUT, first=0,
+                              extra={CANCELLED_PARAMETER: " ".join(request_ids)})
+        except Exception as exc:  # Triton down or wedged: its own fault handling takes over
+            logger.info("notice of %d abandoned pieces to %s not answered: %s", len(request_ids), model.name,
+                        type(exc).__name__)
 
     async def _infer(self, model: ModelInfo, texts: str | Sequence[str], text_pairs: Sequence[str],
                      timeout: float | None, truncate: bool, instruction: str, cut: TokenCut,
-                     first: int) -> ScoredPairs:
+                     first: int, request_id: str = "", extra: dict[str, str] | None = None) -> ScoredPairs:
         """One piece of a request, whose pairs begin at the request's pair `first`."""
-        parameters: dict[str, str | bool | int] = {}
+        parameters: dict[str, str | bool | int] = dict(extra or {})
         if cut.side:
             parameters[TRUNCATION_SIDE_PARAMETER] = cut.side
         if cut.max_document_tokens:
@@ -154,7 +191,7 @@ class TritonBackend:
         outputs = [triton.InferRequestedOutput(n) for n in ENSEMBLE_OUTPUTS]
         try:
             result = await self._client.infer(model.name, inputs, outputs=outputs, client_timeout=timeout,
-                                              parameters=parameters or None)
+                                              parameters=parameters or None, request_id=request_id)
         except InferenceServerException as exc:
             stub = _STUB_DEAD.search(str(exc.message() or ""))
             if stub:

@@ -7,6 +7,10 @@ weigh more than hundreds of small ones).
 A request's bytes count as they arrive (a `Reservation` grows with each piece received), never by what the
 client declares: a client that announces a large body and stalls holds only the bytes it sent, and a
 request takes a slot of the count bound only once it has arrived whole, so a slow upload holds no slot.
+
+A request that ends while the backend still works for it (its client cancelled, its deadline passed) keeps its
+slot until that work has really ended (`hold_slot_until`): the bound covers the work actually running, not
+only the requests still waiting for an answer.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import contextlib
 import contextvars
 import hmac
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 
 from crossrank.gateway.core.errors import OverloadedError, UnauthenticatedError
 
@@ -26,6 +30,18 @@ AUTHORIZATION = "authorization"
 # timings in their responses.
 arrived_at: contextvars.ContextVar[float] = contextvars.ContextVar("arrived_at", default=0.0)
 queued_ms: contextvars.ContextVar[float] = contextvars.ContextVar("queued_ms", default=0.0)
+# The backend work the current admitted request leaves behind when it ends (see `hold_slot_until`).
+_left_behind: contextvars.ContextVar[list[asyncio.Future[object]] | None] = contextvars.ContextVar(
+    "left_behind", default=None)
+
+
+def hold_slot_until(work: Awaitable[object]) -> None:
+    """Runs `work` (the backend finishing what the request started) on its own, and keeps the current request's
+    slot after the request ends until it is done (outside an admitted request, it only runs)."""
+    task = asyncio.ensure_future(work)
+    held = _left_behind.get()
+    if held is not None:
+        held.append(task)
 
 
 class ApiKeys:
@@ -116,14 +132,29 @@ class Limiter:
             reservation.take(size)
         self._admitted += 1
         waiting = time.perf_counter()
+        running = False
+        left_behind: list[asyncio.Future[object]] = []
+        token = _left_behind.set(left_behind)
         try:
-            async with self._running:
-                queued_ms.set((time.perf_counter() - waiting) * 1000)
-                yield
+            await self._running.acquire()
+            running = True
+            queued_ms.set((time.perf_counter() - waiting) * 1000)
+            yield
         finally:
-            self._admitted -= 1
+            _left_behind.reset(token)
             if own is not None:
-                own.release()
+                own.release()  # the request's bytes are free at once; only its slot waits for its work
+            pending = [work for work in left_behind if not work.done()]
+            if pending:
+                asyncio.gather(*pending, return_exceptions=True).add_done_callback(
+                    lambda _: self._leave(running))
+            else:
+                self._leave(running)
+
+    def _leave(self, running: bool) -> None:
+        self._admitted -= 1
+        if running:
+            self._running.release()
 
 
 def read_key_file(path: str) -> list[str]:

@@ -221,7 +221,10 @@ async def start(api: HttpApi, host: str, port: int,
                 tls: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     # keepalive_timeout: aiohttp closes a connection still waiting for a request head this long after it opened
     # or after its last response: idle keep-alive connections and slow or stalled headers alike.
-    runner = JsonErrorRunner(api.app(), access_log=None, keepalive_timeout=api.header_timeout_s)
+    # handler_cancellation: a client that disconnects cancels its handler, as a cancelled gRPC call does, so
+    # its Triton work is cancelled too instead of running on for nobody (counted CANCELLED, 499 in the log).
+    runner = JsonErrorRunner(api.app(), access_log=None, keepalive_timeout=api.header_timeout_s,
+                             handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
