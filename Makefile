@@ -39,8 +39,17 @@ setup: $(STAMP)
 serve: setup
 	$(VENV)/bin/crossrank serve $(ARGS)
 
+# Test files run on TEST_WORKERS pytest-xdist workers, a file per worker at a time (files share module-scoped
+# servers), then the files that time recoveries, batching or memory (marked serial in tests/conftest.py) on
+# their own. Model directories and exports are built once for both runs (tests/shared_builds.py).
+TEST_WORKERS ?= 2
+PYTEST_TESTS = $(PY) -m pytest -q -p no:cacheprovider --durations=20 tests --ignore=tests/soak --ignore=tests/chaos \
+  --ignore=tests/docker
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/soak --ignore=tests/chaos --ignore=tests/docker
+	set -e; builds=$$(mktemp -d -t crossrank-test-builds-XXXXXX); trap 'rm -rf "$$builds"' EXIT; \
+	export CROSSRANK_TEST_BUILDS="$$builds"; \
+	$(PYTEST_TESTS) -n $(TEST_WORKERS) --dist loadfile -m "not serial"; \
+	$(PYTEST_TESTS) -m serial
 
 # Toolchains for the JavaScript, Go and Java clients (Debian packages; needs root). Only what is missing is
 # installed: a Node.js that came with the machine (with its own npm) is kept, since Debian's npm conflicts
