@@ -9,15 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
-from crossrank.export import stamp
-from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
 from crossrank_bench import measure, workload
 from crossrank_bench.main import MODEL_FP32, _cpu_model
@@ -61,18 +58,11 @@ async def _measure(repository: Path, requests: int, rounds: int) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crossrank_bench.gateway_cost", description=__doc__)
-    parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
-    parser.add_argument("--cache", type=Path, default=Path("bench/.cache"))
-    parser.add_argument("--requests", type=int, default=12, help="1 x 100 requests per system and round")
-    parser.add_argument("--rounds", type=int, default=4)
+    measure.add_stand_in_arguments(parser, rounds=4)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    measure.configure_logging()
     model_dir = build_demo_model(args.cache / "demo-model-fitted")
-    if stamp.foreign_version(stamp.read(args.repository / MODEL_FP32)) is not None:
-        export(ExportOptions(source=str(model_dir), name=MODEL_FP32, repository=args.repository,
-                             engine="onnx-python", precision="fp32", exact_head="off"))
+    measure.export_missing(args.repository, model_dir, [(MODEL_FP32, "onnx-python", "fp32", "off")])
     figures = asyncio.run(_measure(args.repository, args.requests, args.rounds))
     print(json.dumps({"cpu": _cpu_model(), **figures}, indent=2))
     return 0

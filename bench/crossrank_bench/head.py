@@ -14,8 +14,6 @@ from typing import Any
 
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
 from crossrank.embedded_triton.model_setup import exported_models
-from crossrank.export import stamp
-from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
 from crossrank_bench import measure, workload
 from crossrank_bench.main import HEAD, MODEL_EXACT, MODEL_FP32, MODEL_INT8, _cpu_model, _head_figures
@@ -54,20 +52,13 @@ async def _measure(repository: Path, requests: int, rounds: int) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crossrank_bench.head", description=__doc__)
-    parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
-    parser.add_argument("--cache", type=Path, default=Path("bench/.cache"))
-    parser.add_argument("--requests", type=int, default=12, help="1 x 100 requests per system and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    measure.add_stand_in_arguments(parser, rounds=3)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    measure.configure_logging()
     model_dir = build_demo_model(args.cache / "demo-model-fitted")
-    for name, precision, exact_head in ((MODEL_FP32, "fp32", "off"), (MODEL_INT8, "int8", "off"),
-                                        (MODEL_EXACT, "int8", "on")):
-        if stamp.foreign_version(stamp.read(args.repository / name)) is not None:
-            export(ExportOptions(source=str(model_dir), name=name, repository=args.repository,
-                                 engine="onnx-python", precision=precision, exact_head=exact_head))
+    measure.export_missing(args.repository, model_dir, [(MODEL_FP32, "onnx-python", "fp32", "off"),
+                                                        (MODEL_INT8, "onnx-python", "int8", "off"),
+                                                        (MODEL_EXACT, "onnx-python", "int8", "on")])
     figures = asyncio.run(_measure(args.repository, args.requests, args.rounds))
     print(json.dumps({"cpu": _cpu_model(), "rows": figures}, indent=2))
     return 0

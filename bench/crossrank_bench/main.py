@@ -18,8 +18,6 @@ import numpy as np
 
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
 from crossrank.embedded_triton.model_setup import exported_models
-from crossrank.export import stamp
-from crossrank.export.exporter import ExportOptions, export
 from crossrank.export.source import build_demo_model
 from crossrank.triton_models.host_cpu import BF16_FLAGS, INT8_FLAGS, cpu_flags, has_bf16
 from crossrank_bench import infinity, measure, prefix_reuse, report, workload
@@ -53,11 +51,7 @@ def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str,
               (MODEL_INT8, "onnx-python", "int8", "off"), (MODEL_EXACT, "onnx-python", "int8", "on")]
     if bf16:
         wanted.append((MODEL_BF16, "torch-python", "bf16", "off"))
-    for name, engine, precision, exact_head in wanted:
-        # exported again when missing or written by another crossrank (an older layout would not serve)
-        if stamp.foreign_version(stamp.read(repository / name)) is not None:
-            export(ExportOptions(source=str(model_dir), name=name, repository=repository, engine=engine,
-                                 precision=precision, exact_head=exact_head))
+    measure.export_missing(repository, model_dir, wanted)
     served = {m.name: f"{m.engine} {m.precision}" + (" + exact head" if m.exact_head else "")
               for m in exported_models(repository)}
     return model_dir, served
@@ -231,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                              "1 quick)")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    measure.configure_logging()
 
     sizes = SIZES["quick" if args.quick else "full"]
     specs = {"A": workload.requests(sizes["A"], 100, seed=1), "B": workload.requests(sizes["B"], 10, seed=2),

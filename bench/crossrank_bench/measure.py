@@ -3,18 +3,51 @@ percentiles, process memory, and the CPU's measured fp32 matmul peak."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import logging
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crossrank_bench.workload import RerankRequestSpec
+
+NOISY_LOGGERS = ("transformers", "sentence_transformers", "crossrank.triton", "crossrank.embedded_triton.launcher")
+
+
+def configure_logging() -> None:
+    """INFO lines with times; the libraries' and Triton's chatter only from warnings up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_stand_in_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options of the short looks at one row of the bench (head, gateway_cost): where the exports and the
+    fitted stand-in live, and how many 1 x 100 requests per system and round."""
+    parser.add_argument("--repository", type=Path, default=Path("bench/.repository"))
+    parser.add_argument("--cache", type=Path, default=Path("bench/.cache"))
+    parser.add_argument("--requests", type=int, default=12, help="1 x 100 requests per system and round")
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
+def export_missing(repository: Path, model_dir: Path, wanted: Sequence[tuple[str, str, str, str]]) -> None:
+    """Exports each (name, engine, precision, exact_head) of `model_dir` that is missing from `repository` or
+    was written by another crossrank (an older layout would not serve)."""
+    from crossrank.export import stamp
+    from crossrank.export.exporter import ExportOptions, export
+
+    for name, engine, precision, exact_head in wanted:
+        if stamp.foreign_version(stamp.read(repository / name)) is not None:
+            export(ExportOptions(source=str(model_dir), name=name, repository=repository, engine=engine,
+                                 precision=precision, exact_head=exact_head))
 
 
 @dataclass(frozen=True)

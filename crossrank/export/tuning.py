@@ -32,11 +32,11 @@ PROBE_PAIRS = 8
 
 def timing_budget_s() -> float:
     """The seconds one encoder's timing may take: TIMING_BUDGET_S unless the environment says otherwise."""
-    value = os.environ.get(TIMING_BUDGET_ENV, "")
     try:
-        return float(value) if value and float(value) > 0 else TIMING_BUDGET_S
+        budget = float(os.environ.get(TIMING_BUDGET_ENV, TIMING_BUDGET_S))
     except ValueError:
         return TIMING_BUDGET_S
+    return budget if budget > 0 else TIMING_BUDGET_S
 
 
 def timing_feeds(pair_tokenizer: PairTokenizer, lists: int = 4) -> list[Feed]:

@@ -6,7 +6,7 @@ The pairs of all of them are pooled, sorted by true length and run in sub-batche
 longest pair, capped in padded tokens: the encoder's cost is the padded token count.
 
 Between sub-batches the batcher asks whether each request that still has rows to score was cancelled (its
-client gone or past its deadline, as Triton reports it): a cancelled request's remaining rows are dropped, so
+client gone or past its deadline, as the caller tells it): a cancelled request's remaining rows are dropped, so
 abandoned work costs at most the sub-batch already running.
 """
 
