@@ -197,7 +197,7 @@ async def serve(settings: Settings) -> None:
         monitor.cancel()
         if supervisor is not None:
             supervisor.cancel()
-        await drain_and_stop(opened, settings.shutdown_grace_s)
+        await drain_and_stop(opened, built.pipeline, settings.shutdown_grace_s)
         await backend.close()
         if triton is not None:
             await triton.stop()

@@ -21,7 +21,7 @@ from grpc_health.v1 import health
 from crossrank.gateway.backend.base import ScoringBackend
 from crossrank.gateway.core.admission import ApiKeys, Limiter, read_key_file
 from crossrank.gateway.core.metrics import GatewayMetrics
-from crossrank.gateway.core.pipeline import RequestPipeline
+from crossrank.gateway.core.pipeline import CLOSE_GRACE_S, RequestPipeline
 from crossrank.gateway.core.scoring import CrossEncoderCore
 from crossrank.gateway.transport.grpc_server import add_port, build_health_server, build_server, set_serving
 from crossrank.settings import Settings
@@ -151,13 +151,15 @@ def install_signals(stop: asyncio.Event) -> Callable[[], None]:
     return remove
 
 
-async def drain_and_stop(opened: Transports, grace_s: float | None) -> None:
-    """Step 4: health NOT_SERVING, no new requests, in-flight ones finish within `grace_s`, every port closed."""
+async def drain_and_stop(opened: Transports, pipeline: RequestPipeline, grace_s: float | None) -> None:
+    """Step 4: health NOT_SERVING, new requests refused (UNAVAILABLE), in-flight ones finish within `grace_s`,
+    every port closed."""
     await set_serving(opened.health, False)
+    left = await pipeline.drain(grace_s)
     runner = opened.http_runner
     if runner is not None:
-        await runner.shutdown()  # stop taking new HTTP requests; in-flight ones finish below
-    await opened.server.stop(grace_s)
+        await runner.shutdown()
+    await opened.server.stop(None if left is None else min(left, CLOSE_GRACE_S))
     if runner is not None:
         await runner.cleanup()
     if opened.health_server is not None:

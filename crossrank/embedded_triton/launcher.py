@@ -51,6 +51,10 @@ class TritonOptions:
     host: str = "127.0.0.1"
     startup_timeout_s: float = 180.0
     stop_timeout_s: float = 60.0
+    # How long Triton waits at stop for its in-flight requests and model unloads (its own default: 30 s). The
+    # gateway stops Triton only after its drain, when no caller waits for Triton's work any more: a request
+    # still running then (past the grace, or one Triton never finishes) is work for nobody.
+    exit_timeout_s: int = 5
     log_verbose: int = 0
     grpc_port: int = 0  # 0 = a free port
     metrics_port: int = 0
@@ -164,6 +168,7 @@ class EmbeddedTriton:
             f"--metrics-address={self._options.host}", f"--metrics-port={self.metrics_port}",
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",
+            f"--exit-timeout-secs={self._options.exit_timeout_s}",
             f"--log-verbose={self._options.log_verbose}",
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
         ]

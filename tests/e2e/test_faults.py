@@ -4,6 +4,7 @@ coming back (external mode), and SIGTERM while requests are in flight."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -132,7 +133,17 @@ def test_sigterm_finishes_accepted_requests_and_refuses_new_ones(repository: Pat
     triton = _triton_pid(server)
     documents = [" ".join(["passage words about search ranking"] * 12)] * 100
 
-    async def scenario() -> tuple[list[str], str]:
+    def late_http() -> tuple[int, str | None, str]:
+        body = json.dumps({"query": "q", "documents": ["d"]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/v1/rerank", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, None, ""
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Retry-After"), exc.read().decode()
+
+    async def scenario() -> tuple[list[str], str, tuple[int, str | None, str]]:
         async with AsyncCrossEncoderClient(server.target, retry=NO_RETRY, timeout=120) as client:
             async def call() -> str:
                 try:
@@ -144,13 +155,16 @@ def test_sigterm_finishes_accepted_requests_and_refuses_new_ones(repository: Pat
             await asyncio.to_thread(_wait, lambda: _inflight(server) == 6, 30)
             server.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(_wait, lambda: server.health() != SERVING, 10)
+            # Late calls, while the accepted ones still run: refused as retryable, never cancelled or reset.
             late = await call()
-            return list(await asyncio.gather(*accepted)), late
+            http = await asyncio.to_thread(late_http)
+            return list(await asyncio.gather(*accepted)), late, http
 
     try:
-        results, late = asyncio.run(scenario())
+        results, late, (status, retry_after, body) = asyncio.run(scenario())
         assert results == ["OK:100"] * 6  # nothing accepted before SIGTERM is lost
         assert late == "UNAVAILABLE"
+        assert status == 503 and retry_after and "shutting down" in body
         assert server.process.wait(90) == 0
         assert not alive(triton)
     finally:
@@ -271,3 +285,38 @@ def test_stop_right_after_a_stub_died_is_prompt(repository: Path, tmp_path: Path
         if server.process.poll() is None:
             server.terminate()
 
+
+
+def test_stop_is_prompt_when_the_grace_ends_with_work_still_in_triton(repository: Path, tmp_path: Path) -> None:
+    """Past the drain's grace the gateway gives up on its calls; Triton must not then wait out its own exit
+    timeout (30 s) for the work nobody waits for any more."""
+    server = ServerProcess(["--repository", str(repository), "--default-model", "minilm"],
+                           env={"CROSSRANK_SHUTDOWN_GRACE_S": "1"}, log=tmp_path / "s.log")
+    documents = [" ".join(["passage words about search ranking"] * 12)] * 500
+
+    def call() -> None:
+        with CrossEncoderClient(server.target, retry=NO_RETRY, timeout=120) as client:
+            with contextlib.suppress(CrossrankClientError):
+                client.rerank("query about ranking", documents)
+
+    try:
+        server.wait_serving()
+        triton = _triton_pid(server)
+        callers = [threading.Thread(target=call) for _ in range(4)]  # about a minute of encoder work
+        for caller in callers:
+            caller.start()
+        _wait(lambda: _inflight(server) == 4, 30)
+        time.sleep(1)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(90)
+        took = time.monotonic() - started
+        print(f"\nstopped {took:.1f} s after SIGTERM with the grace 1 s and Triton at work")
+        assert code == 0
+        assert took <= 10, server.log()
+        assert not alive(triton)
+        for caller in callers:
+            caller.join(30)
+    finally:
+        if server.process.poll() is None:
+            server.terminate()

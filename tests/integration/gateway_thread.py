@@ -43,7 +43,7 @@ class GatewayThread:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        built = assembly.build_core(self.settings, self.backend)
+        self.built = built = assembly.build_core(self.settings, self.backend)
         self.opened = await assembly.open_transports(self.settings, built)
         self.server, self.health = self.opened.server, self.opened.health
         self.port, self.http_port = self.opened.port, self.opened.http_port
@@ -72,7 +72,8 @@ class GatewayThread:
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(assembly.drain_and_stop(self.opened, None), self.loop).result(10)
+        stopping = assembly.drain_and_stop(self.opened, self.built.pipeline, None)
+        asyncio.run_coroutine_threadsafe(stopping, self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
 

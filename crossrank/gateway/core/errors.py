@@ -125,6 +125,14 @@ class UnauthenticatedError(CrossrankError):
                          "UNAUTHENTICATED", (), ErrorCode.UNAUTHENTICATED)
 
 
+class ShuttingDownError(CrossrankError):
+    """The server is stopping (SIGTERM): it finishes what it accepted and refuses the rest; retry elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down; retry on another replica", "SHUTTING_DOWN", (),
+                         ErrorCode.UNAVAILABLE)
+
+
 class OverloadedError(CrossrankError):
     def __init__(self, what: str) -> None:
         super().__init__(f"the server is at capacity ({what}); retry with backoff",

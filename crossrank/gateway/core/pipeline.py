@@ -7,6 +7,12 @@ maps the exception the block raises to its own status; nothing here knows gRPC o
 a call is in flight (gauge, count bound) only once its request is whole. Client-supplied
 strings never reach a metric label (unknown model names all count as one value) and reach the log only
 escaped and cut short, so a client can neither grow the metrics without bound nor forge log lines.
+
+On SIGTERM `drain()` turns every new call away with UNAVAILABLE (SHUTTING_DOWN, retryable) while the ports
+are still open, and waits for the calls whose request had arrived to end (one still arriving is refused
+when it has, not waited for: a stalled upload must not hold the stop): the gRPC server's own shutdown would cancel a
+call that arrives in that window (the client sees CANCELLED, which clients do not retry) and HTTP's would
+refuse the connection.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from dataclasses import dataclass
 
 from crossrank.gateway.core.admission import ApiKeys, Limiter, Reservation, arrived_at, queued_ms
-from crossrank.gateway.core.errors import CrossrankError, ErrorCode
+from crossrank.gateway.core.errors import CrossrankError, ErrorCode, ShuttingDownError
 from crossrank.gateway.core.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
@@ -29,6 +35,9 @@ access_log = logging.getLogger("crossrank.access")
 MAX_REQUEST_ID_CHARS = 128
 MAX_LOGGED_CHARS = 128
 OTHER_MODEL = "other"  # the metric label of every model name that is not served
+# After the drain, what the transports give the calls they still hold before cutting them: enough to write an
+# answer already computed; the calls still arriving were refused by the drain, nobody else is waited for.
+CLOSE_GRACE_S = 2.0
 
 
 def request_id(presented: str | None) -> str:
@@ -65,6 +74,23 @@ class RequestPipeline:
         self._api_keys = api_keys
         self._limiter = limiter
         self._served_models = served_models
+        self._working = 0  # calls whose request has arrived whole and that have not ended
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining = False
+
+    async def drain(self, grace_s: float | None) -> float | None:
+        """Refuses new calls from now on and waits, at most `grace_s`, for the calls at work to end.
+        Returns what is left of the grace (None, as gRPC's stop takes it, when there was none)."""
+        self._draining = True
+        if not grace_s:
+            return None
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        except TimeoutError:
+            logger.warning("%d calls still running after the %.0f s grace: they are cut short", self._working, grace_s)
+        return max(0.0, grace_s - (time.monotonic() - started))
 
     def model_label(self, model: str) -> str:
         if not model:
@@ -85,14 +111,20 @@ class RequestPipeline:
         queued_ms.set(0.0)
         call = Call(request_id, method)
         reservation = self._limiter.reservation() if self._limiter is not None else Reservation()
-        counted = False
+        working = False
         try:
+            if self._draining:
+                raise ShuttingDownError()
             self._api_keys.check(metadata)
             if receive is not None:
                 await receive(reservation)
+            if self._draining:  # arrived whole only after SIGTERM: not started, so not waited for
+                raise ShuttingDownError()
+            working = True
+            self._working += 1
+            self._idle.clear()
             if self._metrics:
                 self._metrics.in_flight.inc()
-                counted = True
             if self._limiter is None:
                 yield call
             else:
@@ -112,8 +144,12 @@ class RequestPipeline:
             raise
         finally:
             reservation.release()
-            if counted and self._metrics:
-                self._metrics.in_flight.dec()
+            if working:
+                self._working -= 1
+                if not self._working:
+                    self._idle.set()
+                if self._metrics:
+                    self._metrics.in_flight.dec()
             self._finish(call, time.perf_counter() - started, status_of)
 
     def _finish(self, call: Call, elapsed: float, status_of: Callable[[Call], int] | None) -> None:

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from crossrank.gateway.core.admission import Reservation
 from crossrank.gateway.core.errors import CrossrankError, DeadlineError, InvalidArgumentError
-from crossrank.gateway.core.pipeline import Call, RequestPipeline, request_id
+from crossrank.gateway.core.pipeline import CLOSE_GRACE_S, Call, RequestPipeline, request_id
 from crossrank.gateway.core.scoring import CrossEncoderCore, RerankOutcome
 from crossrank.gateway.transport import declarations, openapi
 from crossrank.gateway.transport.cohere_http import (
@@ -223,8 +223,9 @@ async def start(api: HttpApi, host: str, port: int,
     # or after its last response: idle keep-alive connections and slow or stalled headers alike.
     # handler_cancellation: a client that disconnects cancels its handler, as a cancelled gRPC call does, so
     # its Triton work is cancelled too instead of running on for nobody (counted CANCELLED, 499 in the log).
+    # shutdown_timeout: the pipeline's drain waited for the calls at work; what is left gets CLOSE_GRACE_S.
     runner = JsonErrorRunner(api.app(), access_log=None, keepalive_timeout=api.header_timeout_s,
-                             handler_cancellation=True)
+                             handler_cancellation=True, shutdown_timeout=CLOSE_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
