@@ -1,5 +1,6 @@
 """A short look at the exact head alone (`python -m crossrank_bench.head`): served pairs/s of fp32, int8 alone
-and int8 with the exact head on the MiniLM-L-6 stand-in, 1 query x 100 passages with top_n 10, one request at a
+and int8 with the exact head (and bf16 alone and with it, where the CPU has bf16 hardware) on the MiniLM-L-6
+stand-in, 1 query x 100 passages with top_n 10, one request at a
 time, with each one's top-10 exactness against served fp32 and the documents it re-scored. The full side by
 side (`make bench`) has the same rows among all the others; this takes a few minutes."""
 
@@ -15,8 +16,9 @@ from typing import Any
 from crossrank.embedded_triton.launcher import EmbeddedTriton, TritonOptions
 from crossrank.embedded_triton.model_setup import exported_models
 from crossrank.export.source import build_demo_model
+from crossrank.triton_models.host_cpu import cpu_flags, has_bf16
 from crossrank_bench import measure, workload
-from crossrank_bench.main import HEAD, MODEL_EXACT, MODEL_FP32, MODEL_INT8, _cpu_model, _head_figures
+from crossrank_bench.main import HEAD, MODEL_FP32, _cpu_model, _head_figures, named_exports
 from crossrank_bench.systems import ServedSystem
 
 logger = logging.getLogger(__name__)
@@ -32,8 +34,8 @@ async def _measure(repository: Path, requests: int, rounds: int) -> dict[str, An
         process, target = measure.serve_gateway(["--triton-url", url])
         try:
             await asyncio.to_thread(measure.wait_serving, target, process, 120)
-            systems = [ServedSystem(target, name, served_as[name], top_n=HEAD)
-                       for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT)]
+            names = [MODEL_FP32, *(name for name in served_as if name != MODEL_FP32)]
+            systems = [ServedSystem(target, name, served_as[name], top_n=HEAD) for name in names]
             runs: dict[str, list[float]] = {s.name: [] for s in systems}
             for _ in range(rounds):  # interleaved: the machine's drift falls on all alike
                 for system in systems:
@@ -56,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     measure.configure_logging()
     model_dir = build_demo_model(args.cache / "demo-model-fitted")
-    measure.export_missing(args.repository, model_dir, [(MODEL_FP32, "onnx-python", "fp32", "off"),
-                                                        (MODEL_INT8, "onnx-python", "int8", "off"),
-                                                        (MODEL_EXACT, "onnx-python", "int8", "on")])
+    measure.export_missing(args.repository, model_dir, named_exports(has_bf16(cpu_flags())))
     figures = asyncio.run(_measure(args.repository, args.requests, args.rounds))
     print(json.dumps({"cpu": _cpu_model(), "rows": figures}, indent=2))
     return 0

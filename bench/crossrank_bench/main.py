@@ -36,6 +36,7 @@ MODEL_FP32 = "minilm-l6-fp32"
 MODEL_INT8 = "minilm-l6-int8"
 MODEL_BF16 = "minilm-l6-bf16"
 MODEL_EXACT = "minilm-l6-int8-exact-head"  # int8 with its fp32 encoder re-scoring the head
+MODEL_BF16_EXACT = "minilm-l6-bf16-exact-head"  # bf16 likewise, where the CPU has bf16 hardware
 HEAD = 10  # the top_n of the exact head's rows: a results page
 CEILING_BATCHES = (16, 32, 64, 128)
 SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C: 4 clients x 100)
@@ -47,14 +48,20 @@ SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C:
 def _prepare(repository: Path, cache: Path, bf16: bool) -> tuple[Path, dict[str, str]]:
     """The stand-in's directory and the exports, {name: "engine precision"}."""
     model_dir = build_demo_model(cache / "demo-model-fitted")
-    wanted = [(MODEL, "auto", "auto", "auto"), (MODEL_FP32, "onnx-python", "fp32", "off"),
-              (MODEL_INT8, "onnx-python", "int8", "off"), (MODEL_EXACT, "onnx-python", "int8", "on")]
-    if bf16:
-        wanted.append((MODEL_BF16, "torch-python", "bf16", "off"))
-    measure.export_missing(repository, model_dir, wanted)
+    measure.export_missing(repository, model_dir, [(MODEL, "auto", "auto", "auto"), *named_exports(bf16)])
     served = {m.name: f"{m.engine} {m.precision}" + (" + exact head" if m.exact_head else "")
               for m in exported_models(repository)}
     return model_dir, served
+
+
+def named_exports(bf16: bool) -> list[tuple[str, str, str, str]]:
+    """(name, engine, precision, exact head) of the exports at named precisions: fp32, int8 alone and with
+    the exact head, and where the CPU has bf16 hardware bf16 alone and with the exact head."""
+    wanted = [(MODEL_FP32, "onnx-python", "fp32", "off"), (MODEL_INT8, "onnx-python", "int8", "off"),
+              (MODEL_EXACT, "onnx-python", "int8", "on")]
+    if bf16:
+        wanted += [(MODEL_BF16, "torch-python", "bf16", "off"), (MODEL_BF16_EXACT, "torch-python", "bf16", "on")]
+    return wanted
 
 
 def _best_ceiling(model_dir: Path, precision: str, specs: list[workload.RerankRequestSpec]) -> TorchSortedSystem:
@@ -153,7 +160,8 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
                  if name in served_as]
         # The head users read: fp32, the fast precision alone, the exact head and the defaults, at top_n 10.
         heads = [ServedSystem(target, name, served_as[name], top_n=HEAD)
-                 for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT, MODEL_BF16) if name in served_as]
+                 for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT, MODEL_BF16, MODEL_BF16_EXACT)
+                 if name in served_as]
         heads.append(ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})", top_n=HEAD))
         stack.push_async_callback(direct.close)
         for client in (served, *named, *heads):

@@ -21,7 +21,7 @@ from crossrank.export.agreement import Agreement
 from crossrank.export.loading import load_checkpoint
 from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement, check_head_agreement, check_parity, head_bound
-from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate
+from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate, exact_engine
 from crossrank.export.progress import Progress
 from crossrank.export.reference import TokenMismatchError
 from crossrank.export.triton_repository import EXACT_SUFFIX, write_models
@@ -122,7 +122,8 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
             with progress.step(f"building the encoder ({candidates[0]})"):
                 built, agreement = build(candidates[0]), None
                 if candidates[0].exact_head:
-                    exact = build(Candidate(candidates[0].engine, Precision.FP32))
+                    exact = build(Candidate(exact_engine(candidates[0].engine, precision_choice.cuda()),
+                                            Precision.FP32))
                     head = head_bound(built, exact, pair_tokenizer)
         reduced = (built.checked_precision or info.precision) != Precision.FP32
         if built.checked_precision and built.checked_precision != info.precision:

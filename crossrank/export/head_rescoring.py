@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank.exact_head import window
+from crossrank.exact_head import widen, window
 from crossrank.export.samples import ranking_lists
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
@@ -63,11 +63,17 @@ def bound(fast: Score, exact: Score, feeds: Sequence[Feed]) -> HeadBound:
 
 
 def rerank(fast: Score, exact: Score, feed: Feed, top_n: int, delta: float) -> tuple[np.ndarray, int]:
-    """The logits the gateway ranks a rerank by (fp32's within the window) and how many it re-scored."""
-    logits = fast(feed)[:, 0].astype(np.float64)
-    picked = window(logits, min(top_n, logits.size), delta)
+    """The logits the gateway ranks a rerank by (fp32's for the documents it re-scores, in the gateway's
+    rounds) and how many it re-scored."""
+    scores = fast(feed)[:, 0].astype(np.float64)
+    k = min(top_n, scores.size)
+    logits = scores.copy()
+    picked = window(scores, k, delta)
     logits[picked] = exact(rows(feed, picked))[:, 0]
-    return logits, int(picked.size)
+    more = widen(scores, picked, logits[picked], k, delta)
+    if more.size:
+        logits[more] = exact(rows(feed, more))[:, 0]
+    return logits, int(picked.size + more.size)
 
 
 def timing_feeds(pair_tokenizer: PairTokenizer, lists: int = TIMING_LISTS) -> list[Feed]:

@@ -87,6 +87,14 @@ def candidates(engine: str, cpu_flags: frozenset[str], cuda: bool, exact_head: b
     return found
 
 
+def exact_engine(engine: str, cuda: bool) -> str:
+    """The engine of the exact head's fp32 encoder beside a fast encoder of `engine` at a named precision
+    (`auto` measures its own fp32 candidate): on a CPU ONNX Runtime, whose fp32 runs about twice PyTorch's
+    (docs/performance.md; re-scoring 25 documents with PyTorch fp32 cost 220 ms against 112 ms), elsewhere
+    the fast engine's own (ONNX Runtime in the python backend runs on the CPU only)."""
+    return EngineName.ONNX_PYTHON if engine == EngineName.TORCH_PYTHON and not cuda else engine
+
+
 def choose(trials: Sequence[Trial]) -> Trial:
     """The fastest trial whose ranking agrees with fp32 (fp32 always does; see `Trial.agrees`)."""
     agreeing = [t for t in trials if t.agrees]

@@ -1,5 +1,6 @@
 """The exact head: which documents a rerank re-scores with fp32 (a document just inside and just outside
-2 x delta), and the guarantee (fp32's top k, order and scores, whenever every fast error is within delta) on a
+delta of the k-th best fast logit in round one, and of the k-th best fp32 logit in round two, never past 2 x
+delta), and the guarantee (fp32's top k, order and scores, whenever every fast error is within delta) on a
 fake encoder with bounded noise."""
 
 from __future__ import annotations
@@ -69,25 +70,49 @@ async def _rerank(backend: TwoEncoders, n: int, top_n: int) -> list[tuple[int, f
     return [(r.index, r.score) for r in out.results]
 
 
-def test_the_window_holds_every_document_within_two_delta_of_the_kth_fast_score() -> None:
-    fast = np.array([5.0, 4.0, 3.0, 2.0, 1.999, 2.001], dtype=np.float64)
-    # k = 2: the 2nd best fast score is 4.0, the window's edge 4.0 - 2 x 1.0 = 2.0
-    assert exact_head.window(fast, 2, 1.0).tolist() == [0, 1, 2, 3, 5]
+def test_round_one_holds_every_document_within_delta_of_the_kth_fast_score() -> None:
+    fast = np.array([5.0, 4.0, 3.0, 2.0, 2.999, 3.001], dtype=np.float64)
+    # k = 2: the 2nd best fast score is 4.0, round one's edge 4.0 - 1.0 = 3.0
+    assert exact_head.window(fast, 2, 1.0).tolist() == [0, 1, 2, 5]
     assert exact_head.window(fast, 6, 1.0).tolist() == [0, 1, 2, 3, 4, 5]
     assert exact_head.window(fast, 1, 0.0).tolist() == [0]
     assert exact_head.head_size(0, 25) == exact_head.DEFAULT_HEAD == 10
     assert exact_head.head_size(0, 4) == 4 and exact_head.head_size(3, 25) == 3
 
 
-async def test_a_document_just_inside_two_delta_is_rescored_and_one_just_outside_is_not() -> None:
-    # top_n = 1: the best fast logit is 10.0, the edge 10.0 - 2 x 0.5 = 9.0.
-    edge = 10.0 - 2 * DELTA
+def test_round_two_adds_what_lies_within_delta_of_the_kth_fp32_score_and_never_past_two_delta() -> None:
+    fast = np.array([5.0, 4.0, 3.0, 2.6, 2.4, 1.9, 2.1], dtype=np.float64)
+    picked = exact_head.window(fast, 2, 1.0)
+    assert picked.tolist() == [0, 1, 2]
+    # fp32 agrees that the head is at 4.0 or above: nothing more to re-score
+    assert exact_head.widen(fast, picked, np.array([5.0, 4.2, 3.0]), 2, 1.0).tolist() == []
+    # fp32 puts the 2nd best at 3.5: documents down to 2.5 may be in fp32's top 2
+    assert exact_head.widen(fast, picked, np.array([5.0, 3.5, 3.1]), 2, 1.0).tolist() == [3]
+    # fp32 far below (errors past delta): never past the 2 x delta window (4.0 - 2.0), so 1.9 stays out
+    assert exact_head.widen(fast, picked, np.array([5.0, 1.0, 0.5]), 2, 1.0).tolist() == [3, 4, 6]
+
+
+async def test_a_document_just_inside_delta_is_rescored_and_one_just_outside_is_not() -> None:
+    # top_n = 1: the best fast logit is 10.0, round one's edge 10.0 - 0.5 = 9.5; fp32 agrees (no noise).
+    edge = 10.0 - DELTA
     exact = [10.0, edge + 1e-3, edge - 1e-3, 0.0]
     backend = TwoEncoders(exact, [0.0] * 4)
     results = await _rerank(backend, 4, top_n=1)
     assert backend.sent["m_fp32"] == ["d0", "d1"]  # d1 just inside, d2 just outside
     assert backend.rescored == 2  # type: ignore[attr-defined]
     assert results == [(0, 10.0)]
+
+
+async def test_a_second_round_rescores_what_a_lower_fp32_head_brings_within_reach() -> None:
+    # The fast encoder scores d0 0.4 too high: round one (fast >= 9.5) holds d0 alone, whose fp32 logit 9.6
+    # makes documents down to 9.1 candidates; d1 (fast 9.2, fp32 9.7) is fp32's best and comes in round two.
+    # d2 (9.05) lies within 2 x delta of the fast head but cannot beat 9.6: it is not re-scored.
+    exact = [9.6, 9.7, 9.05, 0.0]
+    noise = [0.4, -0.5, 0.0, 0.0]
+    backend = TwoEncoders(exact, noise)
+    results = await _rerank(backend, 4, top_n=1)
+    assert backend.sent["m_fp32"] == ["d0", "d1"]
+    assert results == [(1, pytest.approx(9.7))]
 
 
 async def test_fast_errors_that_reorder_the_head_are_corrected_with_fp32_scores() -> None:

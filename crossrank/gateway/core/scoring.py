@@ -181,12 +181,23 @@ class CrossEncoderCore:
 
     async def _exact_head(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
                           max_chunks: int) -> tuple[ScoredPairs, int]:
-        """Re-scores with the fp32 encoder the documents that may be in fp32's top k (exact_head.py) and
-        returns every document's logits (fp32's for those) and how many it re-scored."""
+        """Re-scores with the fp32 encoder the documents that may be in fp32's top k, in at most two rounds
+        (exact_head.py), and returns every document's logits (fp32's for those) and how many it re-scored."""
         fast = scored.logits[:, 0]
-        picked = exact_head.window(fast, exact_head.head_size(query.top_n, fast.size), model.head_delta)
+        k = exact_head.head_size(query.top_n, fast.size)
+        logits, ends = scored.logits.copy(), scored.document_end.copy()
+        picked = exact_head.window(fast, k, model.head_delta)
         if not picked.size:
             return scored, 0
+        await self._rescore(model, query, picked, logits, ends, max_chunks)
+        more = exact_head.widen(fast, picked, logits[picked, 0], k, model.head_delta)
+        if more.size:  # only where the fp32 head scored below the fast one
+            await self._rescore(model, query, more, logits, ends, max_chunks)
+        return ScoredPairs(logits, scored.num_tokens, ends), int(picked.size + more.size)
+
+    async def _rescore(self, model: ModelInfo, query: RerankQuery, picked: np.ndarray, logits: np.ndarray,
+                       ends: np.ndarray, max_chunks: int) -> None:
+        """Writes the fp32 logits (and chunk ends) of the documents `picked` into `logits` and `ends`."""
         fp32 = replace(model, name=model.exact_model)
         documents = [query.documents[i] for i in picked]
         # The same tokenizer as the fast pass, which already refused any over-long pair.
@@ -195,9 +206,7 @@ class CrossEncoderCore:
                                   query.cut)
         if query.chunk_long_documents:  # a best chunk's fp32 logit is within delta of its fast one too
             exact, _ = await self._best_chunks(fp32, replace(query, documents=documents), exact, max_chunks)
-        logits, ends = scored.logits.copy(), scored.document_end.copy()
         logits[picked], ends[picked] = exact.logits, exact.document_end
-        return ScoredPairs(logits, scored.num_tokens, ends), int(picked.size)
 
     async def _best_chunks(self, model: ModelInfo, query: RerankQuery, scored: ScoredPairs,
                            max_chunks: int) -> tuple[ScoredPairs, Usage]:
