@@ -13,7 +13,8 @@ happens only where the fp32 head scored below the fast one (T < F). T cannot fal
 rounds suffice. Under the condition T >= F - delta, so R never leaves the 2 x delta window of a one-round rule
 (every document with fast >= F - 2 delta), and in practice it holds fewer: on the benchmark's bf16 lists 17 of
 100 documents on average against 26. `widen` never goes past that window, so a request whose errors exceed
-delta costs no more than the one-round rule. Pure functions, shared by the gateway (around its backend calls)
+delta costs no more than the one-round rule. A request whose head is half its documents or more is scored by
+fp32 alone (`fp32_alone`). Pure functions, shared by the gateway (around its backend calls)
 and export (which runs the same rule in-process to check and time it).
 """
 
@@ -28,6 +29,13 @@ DEFAULT_HEAD = 10
 def head_size(top_n: int, documents: int) -> int:
     """k: the documents whose order and scores are fp32's (top_n, else the first DEFAULT_HEAD)."""
     return min(top_n or DEFAULT_HEAD, documents)
+
+
+def fp32_alone(k: int, documents: int) -> bool:
+    """Whether fp32 alone scores the request: where the head is half the documents or more, the fast pass
+    plus re-scoring at least the head costs more than fp32 for all (unless the fast encoder ran over twice
+    fp32's speed), and a request of 10 documents without top_n would be scored twice."""
+    return 2 * k >= documents
 
 
 def _kth_best(values: np.ndarray, k: int) -> float:

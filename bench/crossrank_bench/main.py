@@ -155,7 +155,11 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         stack.callback(measure.stop, process)
         await asyncio.to_thread(measure.wait_serving, target, process, 120)
         served = ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})")
-        direct = TritonDirectSystem(url, MODEL)
+        # The gateway's cost: served against Triton's ensemble called directly, on one model. The exact head's
+        # re-scoring is the gateway's (no ensemble does it), so with it the pair is its fast precision alone.
+        cost_model = _gateway_cost_model(served_as)
+        cost = ServedSystem(target, cost_model, f"(gateway cost: {served_as[cost_model]})")
+        direct = TritonDirectSystem(url, cost_model, served_as[cost_model])
         named = [ServedSystem(target, name, served_as[name]) for name in (MODEL_FP32, MODEL_INT8, MODEL_BF16)
                  if name in served_as]
         # The head users read: fp32, the fast precision alone, the exact head and the defaults, at top_n 10.
@@ -164,7 +168,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
                  if name in served_as]
         heads.append(ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})", top_n=HEAD))
         stack.push_async_callback(direct.close)
-        for client in (served, *named, *heads):
+        for client in (served, cost, *named, *heads):
             stack.push_async_callback(client.close)
 
         cases = [_Case(st.name, "A", st.score, 0), _Case(ort_fp32.name, "A", ort_fp32.score, 0),
@@ -174,13 +178,15 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
             cases.append(_Case(st_bf16.name, "A", st_bf16.score, 0))
         if peer is not None:
             cases += [_Case(peer.name, scenario, peer.score, n) for scenario, n in (("A", 1), ("B", 16), ("C", 4))]
-        cases += [_Case(direct.name, "A", direct.score, 1), _Case(direct.name, "B", direct.score, 16),
+        cases += [_Case(direct.name, "A", direct.score, 1), _Case(cost.name, "A", cost.score, 1),
+                  _Case(direct.name, "B", direct.score, 16),
                   _Case(served.name, "A", served.score, 1), _Case(served.name, "B", served.score, 16),
                   _Case(served.name, "C", served.score, 4),
                   *(_Case(system.name, "A", system.score, 1) for system in named),
                   *(_Case(system.name, "A", system.score, 1) for system in heads),
                   # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
                   _Case(direct.name, "B-sequential", direct.score, 1),
+                  _Case(cost.name, "B-sequential", cost.score, 1),
                   _Case(served.name, "B-sequential", served.score, 1)]
         for round_ in range(repeat):
             logger.info("round %d of %d", round_ + 1, repeat)
@@ -189,7 +195,7 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
                 await case.run(case_specs, first=round_ == 0)
         extra["head"] = _head_figures(heads[0], heads[1:])
         extra["gateway_overhead_p50_ms_paired"] = await measure.paired_overhead_ms(
-            direct.score, served.score, specs["B"][:64] * repeat)
+            direct.score, cost.score, specs["B"][:64] * repeat)
         if peer is not None:
             scores = await peer.score(specs["A"][0])  # same model, same scores: the comparison is fair
             extra["infinity_max_abs_diff_to_sentence_transformers"] = float(
@@ -198,6 +204,15 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         extra["gateway_rss_mib"] = measure.rss_mib(process.pid)
         extra["triton_rss_mib"] = measure.rss_mib(triton.pid, with_children=True)
     return [measure.median_run(case.runs) for case in cases], extra
+
+
+def _gateway_cost_model(served_as: dict[str, str]) -> str:
+    """The defaults, or where they carry the exact head, the named export of their fast precision alone
+    (fp32 where there is none)."""
+    alone = served_as[MODEL].removesuffix(" + exact head")
+    if alone == served_as[MODEL]:
+        return MODEL
+    return next((name for name, label in served_as.items() if label == alone and name != MODEL), MODEL_FP32)
 
 
 def _head_figures(fp32: ServedSystem, others: list[ServedSystem]) -> dict[str, dict[str, float]]:

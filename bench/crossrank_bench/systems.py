@@ -126,10 +126,10 @@ class ServedSystem:
 class TritonDirectSystem:
     """Triton's ensemble over KServe gRPC, bypassing the gateway (for the gateway's overhead)."""
 
-    name = "triton ensemble direct"
-
-    def __init__(self, url: str, model: str) -> None:
+    def __init__(self, url: str, model: str, label: str = "") -> None:
         import tritonclient.grpc.aio as triton
+
+        self.name = "triton ensemble direct" + (f" ({label})" if label else "")
 
         self._triton = triton
         self._client = triton.InferenceServerClient(url)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossrank.exact_head import widen, window
+from crossrank.exact_head import fp32_alone, widen, window
 from crossrank.export.samples import ranking_lists
 from crossrank.triton_models.pair_tokenizer import PairTokenizer
 
@@ -65,8 +65,11 @@ def bound(fast: Score, exact: Score, feeds: Sequence[Feed]) -> HeadBound:
 def rerank(fast: Score, exact: Score, feed: Feed, top_n: int, delta: float) -> tuple[np.ndarray, int]:
     """The logits the gateway ranks a rerank by (fp32's for the documents it re-scores, in the gateway's
     rounds) and how many it re-scored."""
+    n = int(feed["input_ids"].shape[0])
+    k = min(top_n, n)
+    if fp32_alone(k, n):
+        return exact(feed)[:, 0].astype(np.float64), n
     scores = fast(feed)[:, 0].astype(np.float64)
-    k = min(top_n, scores.size)
     logits = scores.copy()
     picked = window(scores, k, delta)
     logits[picked] = exact(rows(feed, picked))[:, 0]

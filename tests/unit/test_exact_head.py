@@ -133,6 +133,21 @@ async def test_without_top_n_the_first_ten_are_exact_and_every_document_is_retur
     assert 10 <= backend.rescored < 30  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("documents", "top_n", "fast_pass"), [(10, 0, False), (20, 0, False), (21, 0, True),
+                                                              (6, 3, False), (7, 3, True), (4, 4, False)])
+async def test_a_head_of_half_the_documents_or_more_is_scored_by_fp32_alone(documents: int, top_n: int,
+                                                                          fast_pass: bool) -> None:
+    # There the fast pass would be wasted: the head, half the request or more, is re-scored with fp32 anyway.
+    exact = [float(i % 3) for i in range(documents)]
+    backend = TwoEncoders(exact, [0.4] * documents)
+    results = await _rerank(backend, documents, top_n)
+    assert backend.sent["m"] == (_documents(documents) if fast_pass else [])
+    if not fast_pass:
+        assert backend.sent["m_fp32"] == _documents(documents) and backend.rescored == documents  # type: ignore[attr-defined]
+    k = exact_head.head_size(top_n, documents)
+    assert results[:k] == _fp32_top(exact, k)
+
+
 async def test_classify_uses_the_fast_encoder_alone() -> None:
     backend = TwoEncoders([1.0, 2.0], [0.1, 0.1])
     core = CrossEncoderCore(backend, Limits(), "m")

@@ -153,16 +153,22 @@ class CrossEncoderCore:
                                  "use Classify, or Rerank with a one-logit model")
         validation.instruction(query.instruction, model.name, model.accepts_instruction, self._limits)
         started = time.perf_counter()
+        documents = len(query.documents)
+        fp32_alone = model.exact_head and exact_head.fp32_alone(exact_head.head_size(query.top_n, documents),
+                                                                documents)
+        scorer = replace(model, name=model.exact_model) if fp32_alone else model
         # Chunking needs the tokenizer to cut each chunk at the window's end, so it always truncates: with
         # TRUNCATION_NONE too, an over-long document is chunked, not refused (documented in the API).
-        scored = await self._score(model, query.query, list(query.documents), query.timeout,
+        scored = await self._score(scorer, query.query, list(query.documents), query.timeout,
                                    query.truncate or query.chunk_long_documents, "documents[{}]", query.instruction,
                                    query.cut)
         usage = self._usage(model, scored)
         if query.chunk_long_documents:
-            scored, extra = await self._best_chunks(model, query, scored, max_chunks)
+            scored, extra = await self._best_chunks(scorer, query, scored, max_chunks)
             usage = Usage(usage.pairs + extra.pairs, usage.tokens + extra.tokens)
-        if model.exact_head:
+        if fp32_alone:
+            usage = replace(usage, rescored=documents)
+        elif model.exact_head:
             scored, rescored = await self._exact_head(model, query, scored, max_chunks)
             usage = replace(usage, rescored=rescored)
         inference_ms = (time.perf_counter() - started) * 1000
