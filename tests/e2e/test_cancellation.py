@@ -32,11 +32,13 @@ def _http_disconnect(port: int, query: str, documents: list[str]) -> None:
 
 
 def test_abandoned_calls_stop_costing_encoder_time(server: ServerProcess) -> None:
-    requests = rerank_requests(12, 100, seed=21)
+    # 300 documents each: even alone a call runs well past ABANDONED_AFTER_S (100 take 0.4 s on a fast
+    # two-core machine), so none can end before its client leaves and every one is counted as abandoned.
+    requests = rerank_requests(12, 300, seed=21)
     with CrossEncoderClient(server.target, retry=RetryPolicy(attempts=1), timeout=120) as client:
         client.rerank(requests[0][0], requests[0][1][:10], model=MODEL)  # warm
         started = time.monotonic()
-        client.rerank(*requests[0], model=MODEL)
+        client.rerank(requests[0][0], requests[0][1][:100], model=MODEL)
         one_call_s = time.monotonic() - started
         before = scrape(server.metrics_port)
 
@@ -59,15 +61,15 @@ def test_abandoned_calls_stop_costing_encoder_time(server: ServerProcess) -> Non
             assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         channel.close()
 
-        # Twelve calls of 100 documents, about 12 x one_call_s of encoder work had it all run on.
+        # Twelve calls of 300 documents, about 36 x one_call_s of encoder work had it all run on.
         started = time.monotonic()
         try:
             client.rerank("capital of france", ["Paris is the capital of France."], model=MODEL)
         except CrossrankClientError as exc:  # pragma: no cover - shown in the assertion below
             pytest.fail(f"the small request failed: {exc}")
         waited = time.monotonic() - started
-    print(f"\none call of 100 documents {one_call_s:.2f} s; after 12 abandoned calls a one-document request "
-          f"took {waited:.2f} s")
+    print(f"\none call of 100 documents {one_call_s:.2f} s; after 12 abandoned calls of 300 a one-document "
+          f"request took {waited:.2f} s")
     assert waited < max(2.0, 3 * one_call_s), (waited, one_call_s)
 
     time.sleep(1.0)  # the gateway counts a cancelled call when its handler has ended
