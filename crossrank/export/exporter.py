@@ -23,7 +23,7 @@ from crossrank.export.options import ExportError, ExportOptions
 from crossrank.export.parity import check_agreement, check_head_agreement, check_parity, head_bound
 from crossrank.export.precision import CPU_WIDTHS, GPU_WIDTHS, Candidate, exact_engine
 from crossrank.export.progress import Progress
-from crossrank.export.reference import TokenMismatchError
+from crossrank.export.reference import TokenMismatchError, remembered
 from crossrank.export.triton_repository import EXACT_SUFFIX, write_models
 from crossrank.model_info import ModelInfo, Task
 from crossrank.triton_contract import EngineName, Precision
@@ -76,7 +76,7 @@ def export(options: ExportOptions, progress: Progress = progress_module.OFF) -> 
         precision=candidates[0].precision, source=options.source_label or options.source,
         max_batch_size=options.max_batch_size, default_instruction=prepared.instruction,
         accepts_instruction=prepared.accepts_instruction)
-    reference = prepared.reference
+    reference = remembered(prepared.reference)
     with tempfile.TemporaryDirectory(prefix="crossrank-export-") as scratch:
         work = Path(scratch)
         tokenizer_dir = work / "tokenizer"
