@@ -28,6 +28,15 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _models_written(repo: Path, name: str) -> list[str]:
+    """The Triton models one export of `name` writes: the ensemble, tokenizer and encoder, and where `auto`
+    served the exact head (it can, on CPUs with bf16 hardware) its fp32 ensemble and encoder."""
+    [info] = exported_models(repo)
+    assert info.name == name
+    parts = ["", "_encoder", "_tokenizer", *(["_exact", "_exact_encoder"] if info.exact_head else [])]
+    return sorted(name + part for part in parts)
+
+
 def _stop_and_check_clean(server: ServerProcess) -> None:
     spawned = children(server.process.pid)
     assert spawned, "Triton was not a child of the gateway"
@@ -74,7 +83,7 @@ def test_cli_export_then_serve_a_local_model(tmp_path: Path, tiny_bert_dir: Path
                           "--repository", str(repo)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "largest logit difference" in out.stdout
-    assert {p.name for p in repo.iterdir()} == {"mine", "mine_tokenizer", "mine_encoder"}
+    assert sorted(p.name for p in repo.iterdir()) == _models_written(repo, "mine")
     server = ServerProcess(["--repository", str(repo)], log=tmp_path / "serve.log")
     try:
         server.wait_serving()
@@ -104,11 +113,7 @@ def test_stop_during_the_first_export_leaves_a_whole_repository(tmp_path: Path) 
     assert server.terminate(timeout=300) == 0
     log = server.log()
     assert "the export finishes before the process exits" in log
-    [info] = exported_models(repo)  # the export finished whole: its models and nothing else
-    name = "ms-marco-minilm-l6-demo"
-    # `auto` serves the exact head where it measures fastest (on CPUs with bf16 hardware): two models more
-    parts = ["", "_encoder", "_tokenizer", *(["_exact", "_exact_encoder"] if info.exact_head else [])]
-    names = sorted(name + part for part in parts)
+    names = _models_written(repo, "ms-marco-minilm-l6-demo")  # the export finished whole
     assert sorted(p.name for p in repo.iterdir() if p.is_dir()) == names
     assert all((repo / n / "config.pbtxt").exists() for n in names)
     assert not list(tmp_path.glob(".*-export-*")), "export scratch left beside the repository"
