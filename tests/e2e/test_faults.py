@@ -262,6 +262,18 @@ def test_killed_stub_is_seen_and_healed(repository: Path, tmp_path: Path, victim
         assert server.terminate() == 0
 
 
+def _stop_within_10_s(server: ServerProcess, triton: int, situation: str) -> None:
+    """SIGTERM: the server exits 0 within 10 s, Triton with it."""
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(90)
+    took = time.monotonic() - started
+    print(f"\nstopped {took:.1f} s after SIGTERM, {situation}")
+    assert code == 0
+    assert took <= 10, server.log()
+    assert not alive(triton)
+
+
 def test_stop_right_after_a_stub_died_is_prompt(repository: Path, tmp_path: Path) -> None:
     server = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
                            log=tmp_path / "serve.log")
@@ -273,14 +285,7 @@ def test_stop_right_after_a_stub_died_is_prompt(repository: Path, tmp_path: Path
         with CrossEncoderClient(server.target, retry=NO_RETRY, timeout=10) as client:
             with pytest.raises(CrossrankClientError):
                 client.rerank("alpha", ["beta"])
-        started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(60)
-        took = time.monotonic() - started
-        print(f"\nstopped {took:.1f} s after SIGTERM, a stub dead")
-        assert code == 0
-        assert took <= 10, server.log()
-        assert not alive(triton)
+        _stop_within_10_s(server, triton, "a stub dead")
     finally:
         if server.process.poll() is None:
             server.terminate()
@@ -307,14 +312,7 @@ def test_stop_is_prompt_when_the_grace_ends_with_work_still_in_triton(repository
             caller.start()
         _wait(lambda: _inflight(server) == 4, 30)
         time.sleep(1)
-        started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(90)
-        took = time.monotonic() - started
-        print(f"\nstopped {took:.1f} s after SIGTERM with the grace 1 s and Triton at work")
-        assert code == 0
-        assert took <= 10, server.log()
-        assert not alive(triton)
+        _stop_within_10_s(server, triton, "with the grace 1 s and Triton at work")
         for caller in callers:
             caller.join(30)
     finally:

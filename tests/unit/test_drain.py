@@ -70,35 +70,24 @@ def test_a_request_still_arriving_does_not_hold_the_drain_and_is_refused_when_wh
     assert arriving == f"{ErrorCode.UNAVAILABLE.name}:SHUTTING_DOWN"
 
 
+async def _drain_with_one_call_at_work(grace: float | None) -> tuple[float | None, float]:
+    """(what drain returned, how long it took) while one call stays at work; the call is then given up."""
+    pipeline = _pipeline()
+    running = asyncio.create_task(_run(pipeline, asyncio.Event()))
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    left = await pipeline.drain(grace)
+    took = time.monotonic() - started
+    running.cancel()
+    return left, took
+
+
 @pytest.mark.parametrize("grace", [None, 0.0])
 def test_no_grace_waits_for_nothing(grace: float | None) -> None:
-    async def scenario() -> tuple[float | None, float]:
-        pipeline = _pipeline()
-        work = asyncio.Event()
-        running = asyncio.create_task(_run(pipeline, work))
-        await asyncio.sleep(0.01)
-        started = time.monotonic()
-        left = await pipeline.drain(grace)
-        took = time.monotonic() - started
-        work.set()
-        await running
-        return left, took
-
-    left, took = asyncio.run(scenario())
+    left, took = asyncio.run(_drain_with_one_call_at_work(grace))
     assert left is None and took < 0.1
 
 
 def test_a_call_past_the_grace_is_given_up_on() -> None:
-    async def scenario() -> tuple[float | None, float]:
-        pipeline = _pipeline()
-        work = asyncio.Event()
-        running = asyncio.create_task(_run(pipeline, work))
-        await asyncio.sleep(0.01)
-        started = time.monotonic()
-        left = await pipeline.drain(0.3)
-        took = time.monotonic() - started
-        running.cancel()
-        return left, took
-
-    left, took = asyncio.run(scenario())
+    left, took = asyncio.run(_drain_with_one_call_at_work(0.3))
     assert left == 0.0 and 0.25 < took < 1.0
