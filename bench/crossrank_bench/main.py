@@ -37,6 +37,7 @@ MODEL_INT8 = "minilm-l6-int8"
 MODEL_BF16 = "minilm-l6-bf16"
 MODEL_EXACT = "minilm-l6-int8-exact-head"  # int8 with its fp32 encoder re-scoring the head
 MODEL_BF16_EXACT = "minilm-l6-bf16-exact-head"  # bf16 likewise, where the CPU has bf16 hardware
+NAMED = (MODEL_FP32, MODEL_INT8, MODEL_BF16)  # served alone at their named precision, scenario A
 HEAD = 10  # the top_n of the exact head's rows: a results page
 CEILING_BATCHES = (16, 32, 64, 128)
 SIZES = {  # requests per scenario: (A: 1x100 sequential, B: 16 clients x 10, C: 4 clients x 100)
@@ -155,20 +156,21 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
         stack.callback(measure.stop, process)
         await asyncio.to_thread(measure.wait_serving, target, process, 120)
         served = ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})")
+        named_systems = {name: ServedSystem(target, name, served_as[name]) for name in NAMED if name in served_as}
+        named = list(named_systems.values())
         # The gateway's cost: served against Triton's ensemble called directly, on one model. The exact head's
-        # re-scoring is the gateway's (no ensemble does it), so with it the pair is its fast precision alone.
+        # re-scoring is the gateway's (no ensemble does it), so with it the pair is its fast precision alone,
+        # whose served row is measured anyway.
         cost_model = _gateway_cost_model(served_as)
-        cost = ServedSystem(target, cost_model, f"(gateway cost: {served_as[cost_model]})")
+        cost = named_systems.get(cost_model, served)
         direct = TritonDirectSystem(url, cost_model, served_as[cost_model])
-        named = [ServedSystem(target, name, served_as[name]) for name in (MODEL_FP32, MODEL_INT8, MODEL_BF16)
-                 if name in served_as]
         # The head users read: fp32, the fast precision alone, the exact head and the defaults, at top_n 10.
         heads = [ServedSystem(target, name, served_as[name], top_n=HEAD)
                  for name in (MODEL_FP32, MODEL_INT8, MODEL_EXACT, MODEL_BF16, MODEL_BF16_EXACT)
                  if name in served_as]
         heads.append(ServedSystem(target, MODEL, f"(export defaults: {served_as[MODEL]})", top_n=HEAD))
         stack.push_async_callback(direct.close)
-        for client in (served, cost, *named, *heads):
+        for client in (served, *named, *heads):
             stack.push_async_callback(client.close)
 
         cases = [_Case(st.name, "A", st.score, 0), _Case(ort_fp32.name, "A", ort_fp32.score, 0),
@@ -178,15 +180,14 @@ async def _measure_all(args: argparse.Namespace, model_dir: Path, specs: dict[st
             cases.append(_Case(st_bf16.name, "A", st_bf16.score, 0))
         if peer is not None:
             cases += [_Case(peer.name, scenario, peer.score, n) for scenario, n in (("A", 1), ("B", 16), ("C", 4))]
-        cases += [_Case(direct.name, "A", direct.score, 1), _Case(cost.name, "A", cost.score, 1),
-                  _Case(direct.name, "B", direct.score, 16),
+        cases += [_Case(direct.name, "A", direct.score, 1), _Case(direct.name, "B", direct.score, 16),
                   _Case(served.name, "A", served.score, 1), _Case(served.name, "B", served.score, 16),
                   _Case(served.name, "C", served.score, 4),
                   *(_Case(system.name, "A", system.score, 1) for system in named),
                   *(_Case(system.name, "A", system.score, 1) for system in heads),
                   # Gateway overhead on small requests: 1 query x 10 passages, one at a time.
                   _Case(direct.name, "B-sequential", direct.score, 1),
-                  _Case(cost.name, "B-sequential", cost.score, 1),
+                  *([_Case(cost.name, "B-sequential", cost.score, 1)] if cost is not served else []),
                   _Case(served.name, "B-sequential", served.score, 1)]
         for round_ in range(repeat):
             logger.info("round %d of %d", round_ + 1, repeat)
@@ -212,7 +213,7 @@ def _gateway_cost_model(served_as: dict[str, str]) -> str:
     alone = served_as[MODEL].removesuffix(" + exact head")
     if alone == served_as[MODEL]:
         return MODEL
-    return next((name for name, label in served_as.items() if label == alone and name != MODEL), MODEL_FP32)
+    return next((name for name in NAMED if served_as.get(name) == alone), MODEL_FP32)
 
 
 def _head_figures(fp32: ServedSystem, others: list[ServedSystem]) -> dict[str, dict[str, float]]:

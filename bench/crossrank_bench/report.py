@@ -9,7 +9,6 @@ from typing import Any
 ST, ST_BF16, ORT, DIRECT, INFINITY = ("sentence-transformers", "sentence-transformers bf16",
                                       "onnxruntime in-process", "triton ensemble direct", "infinity (torch)")
 SERVED = "crossrank served (export defaults"  # a prefix: the name carries the engine and precision chosen
-COST = "crossrank served (gateway cost"  # the model Triton is also called directly on
 CEILING = "pytorch in-process"
 
 
@@ -17,9 +16,22 @@ def _find(summary: dict[str, Any], system: str, scenario: str) -> dict[str, Any]
     """The measurement of `system` (a full name, or a prefix ending in the precision) on `scenario`."""
     for m in summary["measurements"]:
         if m["scenario"] == scenario and (m["system"] == system or m["system"].startswith(system + " ")
-                                          or (system in (SERVED, COST) and m["system"].startswith(system))):
+                                          or (system == SERVED and m["system"].startswith(SERVED))):
             return m
     return None
+
+
+def _beside_direct(summary: dict[str, Any], scenario: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(served, Triton direct) on `scenario` for the one export both called: the direct row names its
+    "engine precision" in parentheses, the defaults' row or a named precision's row carries the same."""
+    direct = _find(summary, DIRECT, scenario)
+    label = direct["system"].removeprefix(DIRECT).strip(" ()") if direct else ""
+    if not label:
+        return _find(summary, SERVED, scenario), direct
+    names = (f"{SERVED}: {label})", f"crossrank served {label}")
+    served = next((m for name in names for m in summary["measurements"]
+                   if m["scenario"] == scenario and m["system"] == name), None)
+    return served, direct
 
 
 def _ratio(out: dict[str, float], key: str, top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> None:
@@ -60,8 +72,7 @@ def derived(summary: dict[str, Any]) -> dict[str, float]:
                _find(summary, INFINITY, scenario))
     _ratio(out, "B_served_over_A_served", served_b, served_a)
     for scenario in ("A", "B-sequential"):
-        served, direct = _find(summary, COST, scenario) or _find(summary, SERVED, scenario), _find(summary, DIRECT,
-                                                                                                   scenario)
+        served, direct = _beside_direct(summary, scenario)
         if served and direct:
             out[f"gateway_overhead_p50_ms_{scenario}"] = served["p50_ms"] - direct["p50_ms"]
             if scenario == "A":  # the target: at most 3% of the ensemble's throughput

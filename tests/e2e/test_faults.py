@@ -291,7 +291,6 @@ def test_stop_right_after_a_stub_died_is_prompt(repository: Path, tmp_path: Path
             server.terminate()
 
 
-
 def test_stop_is_prompt_when_the_grace_ends_with_work_still_in_triton(repository: Path, tmp_path: Path) -> None:
     """Past the drain's grace the gateway gives up on its calls; Triton must not then wait out its own exit
     timeout (30 s) for the work nobody waits for any more."""

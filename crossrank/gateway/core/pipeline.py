@@ -9,10 +9,10 @@ strings never reach a metric label (unknown model names all count as one value) 
 escaped and cut short, so a client can neither grow the metrics without bound nor forge log lines.
 
 On SIGTERM `drain()` turns every new call away with UNAVAILABLE (SHUTTING_DOWN, retryable) while the ports
-are still open, and waits for the calls whose request had arrived to end (one still arriving is refused
-when it has, not waited for: a stalled upload must not hold the stop): the gRPC server's own shutdown would cancel a
-call that arrives in that window (the client sees CANCELLED, which clients do not retry) and HTTP's would
-refuse the connection.
+are still open, and waits for the calls whose request had arrived to end. One still arriving is refused once
+it has, not waited for: a stalled upload must not hold the stop. Left to themselves, the gRPC server's
+shutdown would cancel a call that arrives in that window (the client sees CANCELLED, which clients do not
+retry) and HTTP's would refuse the connection.
 """
 
 from __future__ import annotations
