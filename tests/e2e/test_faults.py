@@ -21,6 +21,7 @@ from crossrank_client import AsyncCrossEncoderClient, CrossEncoderClient, Crossr
 from grpc_health.v1 import health_pb2
 
 from crossrank.embedded_triton.launcher import free_port
+from crossrank.export.exporter import ExportOptions, export
 from crossrank.gateway.transport.grpc_server import SERVICE_NAME as SERVICE
 from tests.e2e.server_process import ServerProcess, alive, children
 
@@ -210,12 +211,25 @@ def _http(server: ServerProcess, path: str, body: dict[str, object] | None = Non
         return 0, None
 
 
-@pytest.mark.parametrize("victim", ["minilm_encoder", "tiny-bert_tokenizer"])
-def test_killed_stub_is_seen_and_healed(repository: Path, tmp_path: Path, victim: str) -> None:
+@pytest.fixture(scope="module")
+def exact_head_repository(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
+    """The tiny model in int8 with the exact head: its fp32 encoder is a stub of its own."""
+    repo = tmp_path_factory.mktemp("exact-head-faults") / "model_repository"
+    export(ExportOptions(source=str(tiny_bert_dir), name="tiny-exact", repository=repo, precision="int8",
+                         exact_head="on"))
+    return repo
+
+
+# The exact head's fp32 encoder is killed with requests of one or two documents, which it scores alone.
+@pytest.mark.parametrize(("victim", "model", "repository_fixture"), [
+    ("minilm_encoder", "minilm", "repository"), ("tiny-bert_tokenizer", "tiny-bert", "repository"),
+    ("tiny-exact_exact_encoder", "tiny-exact", "exact_head_repository")])
+def test_killed_stub_is_seen_and_healed(request: pytest.FixtureRequest, tmp_path: Path, victim: str, model: str,
+                                        repository_fixture: str) -> None:
     """A python-backend stub killed as the OOM killer would: requests get UNAVAILABLE (HTTP 503 with
     Retry-After), never INTERNAL; health turns NOT_SERVING at once and SERVING again within 30 s, by itself."""
-    model = victim.rsplit("_", 1)[0]
-    server = ServerProcess(["--repository", str(repository), "--default-model", "tiny-bert"],
+    repository = request.getfixturevalue(repository_fixture)
+    server = ServerProcess(["--repository", str(repository), "--default-model", model],
                            log=tmp_path / "serve.log")
     grpc_codes: list[str] = []
     http_answers: list[tuple[int, str | None]] = []
